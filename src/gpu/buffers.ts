@@ -1,0 +1,119 @@
+/**
+ * GPU buffers: creation with memory accounting, upload, readback.
+ *
+ * WebGPU has no API for memory use, so `Gpu.allocatedBytes` counts what we created (peak included,
+ * for the checkpointing report). Out-of-memory surfaces either as an `out-of-memory` error scope
+ * (checked in `createStorage`) or later as device loss (see device.ts).
+ */
+import { UserError } from '../errors.ts';
+import { assertAlive, type Gpu } from './device.ts';
+
+export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+
+export interface GpuBuffer {
+  readonly buffer: GPUBuffer;
+  readonly byteLength: number;
+  readonly label: string;
+  destroy(): void;
+}
+
+/** WebGPU buffer sizes must be multiples of 4; we round every size up to 16 (offset alignment). */
+function roundUp(n: number, to: number): number {
+  return Math.ceil(n / to) * to;
+}
+
+/**
+ * A storage buffer of at least `byteLength` bytes (zero-initialised, as WebGPU guarantees).
+ * Throws a clear error when it exceeds what one binding may hold: callers split big tensors.
+ */
+export function createStorage(gpu: Gpu, label: string, byteLength: number, usage = STORAGE_USAGE): GpuBuffer {
+  assertAlive(gpu);
+  const size = Math.max(16, roundUp(byteLength, 16));
+  if (size > gpu.maxBindingBytes) {
+    throw new Error(
+      `buffer '${label}' needs ${size} bytes but this device binds at most ${gpu.maxBindingBytes} (maxStorageBufferBindingSize): split it`,
+    );
+  }
+  const buffer = gpu.device.createBuffer({ label, size, usage });
+  gpu.allocatedBytes += size;
+  gpu.peakAllocatedBytes = Math.max(gpu.peakAllocatedBytes, gpu.allocatedBytes);
+  let destroyed = false;
+  return {
+    buffer,
+    byteLength: size,
+    label,
+    destroy() {
+      if (destroyed) return;
+      destroyed = true;
+      gpu.allocatedBytes -= size;
+      buffer.destroy();
+    },
+  };
+}
+
+/** Creates a storage buffer holding `data` (a typed array; any element type). */
+export function createStorageFrom(gpu: Gpu, label: string, data: ArrayBufferView): GpuBuffer {
+  const buf = createStorage(gpu, label, data.byteLength);
+  upload(gpu, buf, data);
+  return buf;
+}
+
+/** Writes `data` at `byteOffset`. Pads to a multiple of 4 bytes as writeBuffer requires. */
+export function upload(gpu: Gpu, dst: GpuBuffer, data: ArrayBufferView, byteOffset = 0): void {
+  assertAlive(gpu);
+  let bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (bytes.byteLength % 4 !== 0) {
+    const padded = new Uint8Array(roundUp(bytes.byteLength, 4));
+    padded.set(bytes);
+    bytes = padded;
+  }
+  if (byteOffset + bytes.byteLength > dst.byteLength) {
+    throw new Error(`upload of ${bytes.byteLength} bytes at ${byteOffset} overflows buffer '${dst.label}' (${dst.byteLength} bytes)`);
+  }
+  gpu.device.queue.writeBuffer(dst.buffer, byteOffset, bytes);
+}
+
+/**
+ * Copies `byteLength` bytes from `src` at `byteOffset` back to the CPU. The staging buffer is
+ * destroyed in `finally`. Costs milliseconds (mapAsync): read back only what is logged or sampled.
+ */
+export async function readback(gpu: Gpu, src: GpuBuffer, byteOffset = 0, byteLength = src.byteLength - byteOffset): Promise<ArrayBuffer> {
+  assertAlive(gpu);
+  const size = roundUp(byteLength, 4);
+  const staging = gpu.device.createBuffer({ label: `readback:${src.label}`, size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    const enc = gpu.device.createCommandEncoder({ label: `readback:${src.label}` });
+    enc.copyBufferToBuffer(src.buffer, byteOffset, staging, 0, size);
+    gpu.device.queue.submit([enc.finish()]);
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      assertAlive(gpu);
+      throw e;
+    }
+    return staging.getMappedRange().slice(0, byteLength);
+  } finally {
+    staging.destroy();
+  }
+}
+
+export async function readF32(gpu: Gpu, src: GpuBuffer, count?: number, elemOffset = 0): Promise<Float32Array> {
+  const n = count ?? (src.byteLength / 4 - elemOffset);
+  return new Float32Array(await readback(gpu, src, elemOffset * 4, n * 4));
+}
+
+/** Runs `fn` inside out-of-memory + validation error scopes and turns a captured error into a clear one. */
+export async function withGpuErrorCheck<T>(gpu: Gpu, what: string, fn: () => T): Promise<T> {
+  gpu.device.pushErrorScope('out-of-memory');
+  gpu.device.pushErrorScope('validation');
+  let result: T;
+  try {
+    result = fn();
+  } finally {
+    const validation = await gpu.device.popErrorScope();
+    const oom = await gpu.device.popErrorScope();
+    if (oom) throw new UserError(`${what}: out of GPU memory (${oom.message}); ${gpu.allocatedBytes} bytes allocated by wgpu-char`);
+    if (validation) throw new Error(`${what}: WebGPU validation error: ${validation.message}`);
+  }
+  return result;
+}
