@@ -1,0 +1,93 @@
+import { describe, expect, it } from 'vitest';
+import { argmax, sampleTopP } from '../src/gen/sampler.ts';
+import { StopMatcher } from '../src/gen/stop.ts';
+import { buildChatPrompt, parseCompletion } from '../src/gen/chat-prompt.ts';
+import { Rng } from '../src/util/random.ts';
+
+describe('sampler', () => {
+  const probs = [0.05, 0.5, 0.3, 0.15];
+  it('argmax picks the first maximum', () => {
+    expect(argmax([1, 3, 3, 2])).toBe(1);
+  });
+  it('top-p keeps the smallest nucleus reaching p', () => {
+    // Sorted: 1 (0.5), 2 (0.3) -> 0.8 >= 0.8: only tokens 1 and 2 may be drawn.
+    const seen = new Set<number>();
+    const rng = new Rng(7);
+    for (let i = 0; i < 2000; i++) seen.add(sampleTopP(probs, 0.8, rng.uniform()));
+    expect([...seen].sort()).toEqual([1, 2]);
+  });
+  it('top-p sampling frequencies follow the renormalised nucleus', () => {
+    const rng = new Rng(123);
+    const counts = [0, 0, 0, 0];
+    const n = 20000;
+    for (let i = 0; i < n; i++) counts[sampleTopP(probs, 0.8, rng.uniform())]++;
+    // Nucleus {1: 0.5, 2: 0.3} renormalised: 0.625 / 0.375; binomial std ~ 0.0034.
+    expect(Math.abs(counts[1] / n - 0.625)).toBeLessThan(0.02);
+    expect(Math.abs(counts[2] / n - 0.375)).toBeLessThan(0.02);
+  });
+  it('topP = 1 samples the whole distribution; the coin maps monotonically', () => {
+    expect(sampleTopP(probs, 1, 0)).toBe(0);
+    expect(sampleTopP(probs, 1, 0.06)).toBe(1);
+    expect(sampleTopP(probs, 1, 0.999)).toBe(3);
+  });
+  it('is deterministic for a given coin', () => {
+    const big = Array.from({ length: 32000 }, (_, i) => ((i * 7919) % 101) + 1);
+    const total = big.reduce((a, b) => a + b, 0);
+    const p = big.map((v) => v / total);
+    expect(sampleTopP(p, 0.95, 0.4242)).toBe(sampleTopP(p, 0.95, 0.4242));
+  });
+});
+
+describe('stop matcher', () => {
+  function run(pieces: string[], stops = ['<|eot|>']) {
+    const m = new StopMatcher(stops);
+    let shown = pieces.map((p) => m.push(p)).join('');
+    shown += m.flush();
+    return { shown, m };
+  }
+  it('stops at <|eot|> split across pieces and never shows it', () => {
+    const { shown, m } = run(['I was', ' born in Bonn.<|e', 'ot|>\nMan (speaking): hi']);
+    expect(shown).toBe('I was born in Bonn.');
+    expect(m.reason).toBe('<|eot|>');
+  });
+  it('stops when the next speaker tag starts', () => {
+    const { shown, m } = run(['Music is', ' my life.\nMa', 'n (speaking', '): And?']);
+    expect(shown).toBe('Music is my life.');
+    expect(m.reason).toBe('speaker-tag');
+  });
+  it('does not stop on ordinary new lines and shows held-back text at the end', () => {
+    const { shown, m } = run(['First line.\nSecond (really) line', ' ends']);
+    expect(shown).toBe('First line.\nSecond (really) line ends');
+    expect(m.stopped).toBe(false);
+  });
+  it('holds back a partial stop string until it resolves', () => {
+    const m = new StopMatcher(['<|eot|>']);
+    expect(m.push('abc<|')).toBe('abc');
+    expect(m.push('x')).toBe('<|x');
+  });
+});
+
+describe('chat prompt', () => {
+  const setting = { shortName: 'Beethoven', fullName: 'Ludwig van Beethoven', location: 'Coffee Shop - Afternoon', status: 'Beethoven is casually chatting with a man from the 21st century.' };
+  it('is the meta prompt, the kept history turns, then "<Short> ("', () => {
+    const p = buildChatPrompt(setting, [
+      { role: 'Man', action: '(speaking)', content: 'What do you think of your father?' },
+      { role: 'Man', action: '(thinking)', content: 'hidden' },
+      { role: 'Beethoven', action: '(thinking)', content: 'He was harsh.' },
+    ]);
+    expect(p.startsWith('I want you to act like Ludwig van Beethoven. ')).toBe(true);
+    expect(p).toContain('\nLocation: Coffee Shop - Afternoon\nStatus: Beethoven is casually');
+    expect(p.endsWith('The interactions are as follows:\n\nMan (speaking): What do you think of your father?<|eot|>\nBeethoven (thinking): He was harsh.<|eot|>\nBeethoven (')).toBe(true);
+    expect(p).not.toContain('hidden');
+  });
+  it('keeps only the last 8 history entries', () => {
+    const hist = Array.from({ length: 12 }, (_, i) => ({ role: 'Man', action: '(speaking)', content: `q${i}` }));
+    const p = buildChatPrompt(setting, hist);
+    expect(p).not.toContain('q3<');
+    expect(p).toContain('q4<');
+  });
+  it('parses the completed action and keeps colons in the reply', () => {
+    expect(parseCompletion('Beethoven', 'speaking): Time: it flies.')).toEqual({ role: 'Beethoven', action: '(speaking)', content: 'Time: it flies.' });
+    expect(parseCompletion('Beethoven', 'thinking): Hmm.').action).toBe('(thinking)');
+  });
+});
