@@ -6,6 +6,7 @@ import { expectClose } from './util/compare.ts';
 import { dot, finiteDiffGrad } from './util/finite-diff.ts';
 import { bufferFrom, emptyBuffer, gpu, readF32, runOnce } from './util/gpu.ts';
 import { grid1d } from '../src/gpu/kernels.ts';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/util/bf16.ts';
 
 const EPS = 1e-5;
 // Odd sizes cross the 64-thread workgroup's stride unevenly; 128 is the aligned case.
@@ -31,16 +32,20 @@ describe('rmsnorm reference', () => {
 });
 
 describe.skipIf(!gpu)('rmsnorm_fwd.wgsl', () => {
-  for (const [rows, cols] of SIZES) {
-    it(`matches the reference at rows=${rows} cols=${cols}`, async () => {
+  for (const [[rows, cols], bf16] of [...SIZES.map((s) => [s, false] as const), [[7, 45], true] as const, [[3, 128], true] as const]) {
+    it(`matches the reference at rows=${rows} cols=${cols} ${bf16 ? 'bf16' : 'f32'} weight`, async () => {
       const g = gpu!;
-      const { x, w } = inputs(rows, cols, rows * 1000 + cols);
+      const { x, w: w32 } = inputs(rows, cols, rows * 1000 + cols);
+      // bf16 weights: the reference uses the same rounded weights, so only f32 arithmetic differs.
+      const wBits = f32ArrayToBf16(w32);
+      const w = bf16 ? bf16ArrayToF32(wBits) : w32;
       const ref = rmsnormForward(x, w, rows, cols, EPS);
       const y = emptyBuffer(g, rows * cols * 4);
       const rstd = emptyBuffer(g, rows * 4);
       await runOnce(g, 'rmsnorm_fwd.wgsl', {
+        constants: { W_BF16: bf16 },
         params: ['uuf', [rows, cols, EPS]],
-        bindings: [bufferFrom(g, x), bufferFrom(g, w), y, rstd],
+        bindings: [bufferFrom(g, x), bufferFrom(g, bf16 ? wBits : w), y, rstd],
         grid: grid1d(rows),
       });
       expectClose(await readF32(g, y, rows * cols), ref.y, TOL.rmsnormFwd, 'y');

@@ -70,7 +70,7 @@ export function upload(gpu: Gpu, dst: GpuBuffer, data: ArrayBufferView, byteOffs
   if (byteOffset + bytes.byteLength > dst.byteLength) {
     throw new Error(`upload of ${bytes.byteLength} bytes at ${byteOffset} overflows buffer '${dst.label}' (${dst.byteLength} bytes)`);
   }
-  gpu.device.queue.writeBuffer(dst.buffer, byteOffset, bytes);
+  gpu.device.queue.writeBuffer(dst.buffer, byteOffset, bytes as Uint8Array<ArrayBuffer>);
 }
 
 /**
@@ -116,4 +116,43 @@ export async function withGpuErrorCheck<T>(gpu: Gpu, what: string, fn: () => T):
     if (validation) throw new Error(`${what}: WebGPU validation error: ${validation.message}`);
   }
   return result;
+}
+
+/**
+ * A persistent MAP_READ buffer for reading the same small result every step (sampled token
+ * probabilities, the loss): the decode loop allocates no GPU buffer per token.
+ * Usage: `reader.copyFrom(rec, src, offset, bytes)` inside the step's encoder, submit, then
+ * `await reader.read()`.
+ */
+export class StagingReader {
+  private readonly staging: GPUBuffer;
+  private pendingBytes = 0;
+
+  constructor(private readonly gpu: Gpu, readonly capacityBytes: number, label = 'staging') {
+    this.staging = gpu.device.createBuffer({ label, size: roundUp(capacityBytes, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  }
+
+  copyFrom(encode: { withEncoder(fn: (e: GPUCommandEncoder) => void): void }, src: GpuBuffer, byteOffset: number, byteLength: number): void {
+    if (byteLength > this.capacityBytes) throw new Error(`StagingReader: ${byteLength} bytes > capacity ${this.capacityBytes}`);
+    this.pendingBytes = roundUp(byteLength, 4);
+    encode.withEncoder((e) => e.copyBufferToBuffer(src.buffer, byteOffset, this.staging, 0, this.pendingBytes));
+  }
+
+  /** Maps, copies out and unmaps; call after the encoder with the copy was submitted. */
+  async read(): Promise<ArrayBuffer> {
+    assertAlive(this.gpu);
+    try {
+      await this.staging.mapAsync(GPUMapMode.READ, 0, this.pendingBytes);
+    } catch (e) {
+      assertAlive(this.gpu);
+      throw e;
+    }
+    const out = this.staging.getMappedRange(0, this.pendingBytes).slice(0);
+    this.staging.unmap();
+    return out;
+  }
+
+  destroy(): void {
+    this.staging.destroy();
+  }
 }

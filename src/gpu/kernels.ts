@@ -218,6 +218,18 @@ export class Recorder {
     this.encoder.copyBufferToBuffer(src.buffer, srcOffset, dst.buffer, dstOffset, size);
   }
 
+  /** Zero-fills a buffer (or a byte range of it). */
+  clear(buf: GpuBuffer, offset = 0, size?: number): void {
+    this.endPass();
+    this.encoder.clearBuffer(buf.buffer, offset, size);
+  }
+
+  /** Runs `fn` with the raw encoder outside any compute pass (copies, clears of many buffers). */
+  withEncoder(fn: (encoder: GPUCommandEncoder) => void): void {
+    this.endPass();
+    fn(this.encoder);
+  }
+
   private endPass(): void {
     if (this.pass) {
       this.pass.end();

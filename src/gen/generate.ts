@@ -1,0 +1,147 @@
+/**
+ * Prefill + KV-cache decode with sampling. Everything the decode loop needs is allocated once in
+ * `Generator.create` (activations, KV cache, logits/probs buffers, a persistent staging buffer);
+ * each token is one command encoder (the whole forward, lm_head on the last row, softmax, copy
+ * to staging), one submit and one readback of V probabilities.
+ */
+import { createStorage, StagingReader, type GpuBuffer } from '../gpu/buffers.ts';
+import { Recorder } from '../gpu/kernels.ts';
+import type { Tokenizer } from '../data/tokenizer.ts';
+import { LlamaForward, type LlamaModel } from '../model/llama.ts';
+import { LinearOp, SoftmaxOp } from '../model/ops.ts';
+import { Rng } from '../util/random.ts';
+import { argmax, GREEDY_TEMPERATURE, sampleTopP } from './sampler.ts';
+import { StopMatcher } from './stop.ts';
+import { eosTokenIds } from '../model/config.ts';
+
+export interface GenerateOptions {
+  maxNewTokens: number;
+  temperature: number;
+  topP: number;
+  seed: number;
+  /** Stop strings, cut from the output (e.g. `<|eot|>`). */
+  stop: string[];
+  /** Also stop when the model starts another speaker's `Name (action):` tag on a new line. */
+  stopOnSpeakerTag: boolean;
+  /** Called with each piece of text as soon as it is final. */
+  onText?: (text: string) => void;
+}
+
+export interface GenerateResult {
+  text: string;
+  promptTokens: number;
+  newTokens: number;
+  finishReason: 'stop' | 'length';
+  /** Seconds spent in prefill and in the decode loop. */
+  prefillSeconds: number;
+  decodeSeconds: number;
+}
+
+export class Generator {
+  private constructor(
+    readonly model: LlamaModel,
+    readonly tokenizer: Tokenizer,
+    readonly forward: LlamaForward,
+    private readonly lmHead: LinearOp,
+    private readonly softmax: SoftmaxOp,
+    private readonly logits: GpuBuffer,
+    private readonly probs: GpuBuffer,
+    private readonly reader: StagingReader,
+    readonly contextLength: number,
+  ) {}
+
+  static async create(model: LlamaModel, tokenizer: Tokenizer, opts: { contextLength?: number } = {}): Promise<Generator> {
+    const ctx = Math.min(opts.contextLength ?? model.maxPositions, model.maxPositions);
+    if (tokenizer.vocabSize > model.dims.V) {
+      throw new Error(`${tokenizer.path}: tokenizer has ${tokenizer.vocabSize} pieces but the model's vocab_size is ${model.dims.V}`);
+    }
+    const forward = await LlamaForward.create(model, { maxBatch: 1, maxSeq: ctx });
+    const V = model.dims.V;
+    const logits = createStorage(model.gpu, 'logits', V * 4);
+    const probs = createStorage(model.gpu, 'probs', V * 4);
+    const lmHead = await LinearOp.create(model.gpu, model.lmHead(), forward.state.xn, logits, false);
+    const softmax = await SoftmaxOp.create(model.gpu, logits, probs);
+    const reader = new StagingReader(model.gpu, V * 4, 'probs.staging');
+    return new Generator(model, tokenizer, forward, lmHead, softmax, logits, probs, reader, ctx);
+  }
+
+  /** Runs `ids` through the model from position `pos0` and returns the next-token distribution (temperature applied). */
+  private async step(ids: number[], pos0: number, invTemperature: number): Promise<Float32Array> {
+    const gpu = this.model.gpu;
+    gpu.device.queue.writeBuffer(this.forward.state.ids.buffer, 0, new Uint32Array(ids));
+    const rec = new Recorder(gpu, 'decode');
+    const T = ids.length;
+    this.forward.record(rec, 1, T, pos0);
+    this.lmHead.record(rec, 1, (T - 1) * this.model.dims.H, 0);
+    this.softmax.record(rec, 1, this.model.dims.V, 0, invTemperature);
+    this.reader.copyFrom(rec, this.probs, 0, this.model.dims.V * 4);
+    rec.submit();
+    return new Float32Array(await this.reader.read());
+  }
+
+  /**
+   * Generates a continuation of `prompt` (BOS is prepended, as LLaMA does). Like FastChat's worker,
+   * a prompt too long for the context keeps only its last `ctx - maxNewTokens - 1` tokens.
+   */
+  async generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult> {
+    let ids = this.tokenizer.encode(prompt, { bos: true });
+    const room = this.contextLength - opts.maxNewTokens - 1;
+    if (room < 1) throw new Error(`--max-new-tokens ${opts.maxNewTokens} leaves no room for the prompt in a ${this.contextLength}-token context`);
+    if (ids.length > room) ids = ids.slice(ids.length - room);
+    const greedy = opts.temperature < GREEDY_TEMPERATURE;
+    const invT = greedy ? 1 : 1 / opts.temperature;
+    const rng = new Rng(opts.seed);
+    const eos = new Set(eosTokenIds(this.model.cfg));
+    const stop = new StopMatcher(opts.stop, opts.stopOnSpeakerTag);
+    const decoder = this.tokenizer.createStreamDecoder();
+    let text = '';
+    const emit = (s: string) => {
+      if (s) {
+        text += s;
+        opts.onText?.(s);
+      }
+    };
+
+    const t0 = performance.now();
+    let probs = await this.step(ids, 0, invT);
+    const t1 = performance.now();
+    let pos = ids.length;
+    let newTokens = 0;
+    let finishReason: 'stop' | 'length' = 'length';
+    while (newTokens < opts.maxNewTokens) {
+      const coin = rng.uniform(); // drawn every step, so a seed gives the same stream greedy or not
+      const next = greedy ? argmax(probs) : sampleTopP(probs, opts.topP, coin);
+      newTokens++;
+      if (eos.has(next)) {
+        finishReason = 'stop';
+        break;
+      }
+      emit(stop.push(decoder.push(next)));
+      if (stop.stopped) {
+        finishReason = 'stop';
+        break;
+      }
+      if (newTokens >= opts.maxNewTokens || pos + 1 > this.contextLength) break;
+      probs = await this.step([next], pos, invT);
+      pos++;
+    }
+    if (!stop.stopped) emit(stop.push(decoder.flush()));
+    emit(stop.flush());
+    const t2 = performance.now();
+    return {
+      text,
+      promptTokens: ids.length,
+      newTokens,
+      finishReason,
+      prefillSeconds: (t1 - t0) / 1000,
+      decodeSeconds: (t2 - t1) / 1000,
+    };
+  }
+
+  destroy(): void {
+    this.forward.state.destroy();
+    this.logits.destroy();
+    this.probs.destroy();
+    this.reader.destroy();
+  }
+}

@@ -1,0 +1,239 @@
+/**
+ * Host-side wrappers of the forward kernels as the model uses them: each binds its buffers once
+ * (one Op per weight chunk where a weight is split) and `record` sets sizes and dispatches.
+ * The Params orders here mirror the kernels' headers in kernels/*.wgsl.
+ */
+import type { GpuBuffer } from '../gpu/buffers.ts';
+import type { Gpu } from '../gpu/device.ts';
+import { grid1d, Op, type Recorder } from '../gpu/kernels.ts';
+import { matmulKernelFor } from '../gpu/matmul.ts';
+import type { ParamBuffers } from './param-buffers.ts';
+import type { ParamEntry } from './param-table.ts';
+
+/** Threads per workgroup of the one-thread-per-element kernels (their WG override). */
+export const ELEMENTWISE_WG = 256;
+
+/** A parameter tensor and the buffers (role) it is read from. */
+export interface WeightRef {
+  entry: ParamEntry;
+  buffers: ParamBuffers;
+}
+
+/**
+ * Y[M, N] (= or +=) X[M, K] · Wᵀ for W [N, K] stored in row chunks: chunk c computes the columns
+ * [rowStart, rowStart + rows) of Y (y_offset + rowStart, row stride ldy = N).
+ */
+export class LinearOp {
+  private constructor(
+    private readonly ops: Op[],
+    private readonly w: WeightRef,
+    private readonly grids: ((M: number) => [number, number, number])[],
+  ) {}
+
+  get N(): number {
+    return this.w.entry.rowsTotal;
+  }
+  get K(): number {
+    return this.w.entry.cols;
+  }
+
+  static async create(gpu: Gpu, w: WeightRef, x: GpuBuffer, y: GpuBuffer, accumulate: boolean): Promise<LinearOp> {
+    const ops: Op[] = [];
+    const grids: ((M: number) => [number, number, number])[] = [];
+    const k = matmulKernelFor(gpu, 'fwd');
+    for (const c of w.entry.chunks) {
+      ops.push(
+        await Op.create(gpu, {
+          kernel: k.kernel,
+          constants: { ...k.constants, W_BF16: w.buffers.elem === 'bf16', ACCUMULATE: accumulate },
+          params: k.params,
+          bindings: [x, w.buffers.binding(c), y],
+          label: `${w.entry.spec.name}[${c.rowStart}:${c.rowStart + c.rows}]`,
+        }),
+      );
+      grids.push((M) => k.grid(M, c.rows, w.entry.cols));
+    }
+    return new LinearOp(ops, w, grids);
+  }
+
+  /** M rows of X starting at element xOffset; Y written at element yOffset with row stride `ldy` (default N). */
+  record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy = this.N): void {
+    const chunks = this.w.entry.chunks;
+    for (let i = 0; i < chunks.length; i++) {
+      const c = chunks[i];
+      this.ops[i].setParams([M, c.rows, this.K, xOffset, yOffset + c.rowStart, ldy]);
+      const [gx, gy, gz] = this.grids[i](M);
+      rec.dispatch(this.ops[i], gx, gy, gz);
+    }
+  }
+}
+
+/** y = rmsnorm(x) · w, saving rstd per row. */
+export class RmsNormOp {
+  private constructor(private readonly op: Op, private readonly cols: number, private readonly eps: number) {}
+
+  static async create(gpu: Gpu, w: WeightRef, x: GpuBuffer, y: GpuBuffer, rstd: GpuBuffer, eps: number): Promise<RmsNormOp> {
+    const op = await Op.create(gpu, {
+      kernel: 'rmsnorm_fwd.wgsl',
+      constants: { W_BF16: w.buffers.elem === 'bf16' },
+      params: 'uuf',
+      bindings: [x, w.buffers.binding(w.entry.chunks[0]), y, rstd],
+      label: w.entry.spec.name,
+    });
+    return new RmsNormOp(op, w.entry.cols, eps);
+  }
+
+  record(rec: Recorder, rows: number): void {
+    this.op.setParams([rows, this.cols, this.eps]);
+    const [gx, gy] = grid1d(rows);
+    rec.dispatch(this.op, gx, gy);
+  }
+}
+
+export interface RopeDims {
+  B: number;
+  T: number;
+  seqStride: number;
+  rowOffset: number;
+  pos0: number;
+  nHeads: number;
+  hd: number;
+}
+
+/** In-place rotate-half RoPE on rows of `buf`. */
+export class RopeOp {
+  private constructor(private readonly op: Op) {}
+
+  static async create(gpu: Gpu, buf: GpuBuffer, cos: GpuBuffer, sin: GpuBuffer): Promise<RopeOp> {
+    return new RopeOp(await Op.create(gpu, { kernel: 'rope_fwd.wgsl', constants: { WG: ELEMENTWISE_WG }, params: 'uuuuuuu', bindings: [buf, cos, sin], label: `rope:${buf.label}` }));
+  }
+
+  record(rec: Recorder, d: RopeDims): void {
+    this.op.setParams([d.B, d.T, d.seqStride, d.rowOffset, d.pos0, d.nHeads, d.hd]);
+    const pairs = d.B * d.T * d.nHeads * (d.hd / 2);
+    const [gx, gy] = grid1d(Math.ceil(pairs / ELEMENTWISE_WG));
+    rec.dispatch(this.op, gx, gy);
+  }
+}
+
+export interface AttentionDims {
+  B: number;
+  T: number;
+  Tmax: number;
+  pos0: number;
+  nH: number;
+  nKV: number;
+  hd: number;
+}
+
+/**
+ * Causal flash attention with GQA over the KV cache; saves LSE. Two configurations of the same
+ * kernel (attention_fwd.wgsl header): many queries (training, prefill) give each thread one query
+ * (QB = 64, KS = 1); one query (decode) spreads its keys over a whole workgroup (QB = 1, KS = 64).
+ */
+export class AttentionOp {
+  static readonly MANY = { QB: 64, KS: 1 };
+  static readonly ONE = { QB: 1, KS: 64 };
+
+  private constructor(private readonly many: Op, private readonly one: Op) {}
+
+  static async create(gpu: Gpu, q: GpuBuffer, k: GpuBuffer, v: GpuBuffer, out: GpuBuffer, lse: GpuBuffer): Promise<AttentionOp> {
+    const make = (constants: { QB: number; KS: number }) =>
+      Op.create(gpu, { kernel: 'attention_fwd.wgsl', constants, params: 'uuuuuuuf', bindings: [q, k, v, out, lse], label: `attention:${k.label}` });
+    return new AttentionOp(await make(AttentionOp.MANY), await make(AttentionOp.ONE));
+  }
+
+  record(rec: Recorder, d: AttentionDims): void {
+    const single = d.T === 1;
+    const op = single ? this.one : this.many;
+    const QB = single ? AttentionOp.ONE.QB : AttentionOp.MANY.QB;
+    op.setParams([d.B, d.T, d.Tmax, d.pos0, d.nH, d.nKV, d.hd, 1 / Math.sqrt(d.hd)]);
+    rec.dispatch(op, Math.ceil(d.T / QB), d.nH, d.B);
+  }
+}
+
+/** h = silu(g) ∘ u. */
+export class SwiGluOp {
+  private constructor(private readonly op: Op) {}
+
+  static async create(gpu: Gpu, g: GpuBuffer, u: GpuBuffer, h: GpuBuffer): Promise<SwiGluOp> {
+    return new SwiGluOp(await Op.create(gpu, { kernel: 'swiglu_fwd.wgsl', constants: { WG: ELEMENTWISE_WG }, params: 'u', bindings: [g, u, h], label: 'swiglu' }));
+  }
+
+  record(rec: Recorder, n: number): void {
+    this.op.setParams([n]);
+    const [gx, gy] = grid1d(Math.ceil(n / ELEMENTWISE_WG));
+    rec.dispatch(this.op, gx, gy);
+  }
+}
+
+/** x[r] = E[ids[r]] over the embedding's row chunks. */
+export class EmbeddingOp {
+  private constructor(private readonly ops: Op[], private readonly w: WeightRef) {}
+
+  static async create(gpu: Gpu, w: WeightRef, ids: GpuBuffer, x: GpuBuffer): Promise<EmbeddingOp> {
+    const ops: Op[] = [];
+    for (const c of w.entry.chunks) {
+      ops.push(
+        await Op.create(gpu, {
+          kernel: 'embedding_fwd.wgsl',
+          constants: { W_BF16: w.buffers.elem === 'bf16', WG: ELEMENTWISE_WG },
+          params: 'uuuu',
+          bindings: [ids, w.buffers.binding(c), x],
+          label: `embed[${c.rowStart}]`,
+        }),
+      );
+    }
+    return new EmbeddingOp(ops, w);
+  }
+
+  record(rec: Recorder, rows: number): void {
+    const H = this.w.entry.cols;
+    this.w.entry.chunks.forEach((c, i) => {
+      this.ops[i].setParams([rows, H, c.rowStart, c.rows]);
+      const [gx, gy] = grid1d(Math.ceil((rows * H) / ELEMENTWISE_WG));
+      rec.dispatch(this.ops[i], gx, gy);
+    });
+  }
+}
+
+/** probs[r] = softmax(logits[r] · invTemperature) for rows of a [R, V] logits buffer. */
+export class SoftmaxOp {
+  private constructor(private readonly op: Op) {}
+
+  static async create(gpu: Gpu, logits: GpuBuffer, probs: GpuBuffer): Promise<SoftmaxOp> {
+    return new SoftmaxOp(await Op.create(gpu, { kernel: 'softmax_fwd.wgsl', params: 'uuuf', bindings: [logits, probs], label: 'softmax' }));
+  }
+
+  record(rec: Recorder, rows: number, V: number, logitsOffset: number, invTemperature: number): void {
+    this.op.setParams([rows, V, logitsOffset, invTemperature]);
+    const [gx, gy] = grid1d(rows);
+    rec.dispatch(this.op, gx, gy);
+  }
+}
+
+/**
+ * Per-row cross-entropy against `targets` (-1 = no loss) over a chunk of logits rows; with
+ * `writeGrad` the logits are overwritten in place by dlogits · gradScale.
+ */
+export class CrossEntropyOp {
+  private constructor(private readonly op: Op) {}
+
+  static async create(gpu: Gpu, logits: GpuBuffer, targets: GpuBuffer, loss: GpuBuffer, writeGrad: boolean): Promise<CrossEntropyOp> {
+    return new CrossEntropyOp(
+      await Op.create(gpu, {
+        kernel: 'cross_entropy_fwd_bwd.wgsl',
+        constants: { WRITE_GRAD: writeGrad },
+        params: 'uuuuf',
+        bindings: [logits, targets, loss],
+        label: 'cross_entropy',
+      }),
+    );
+  }
+
+  record(rec: Recorder, rows: number, V: number, logitsOffset: number, targetOffset: number, gradScale: number): void {
+    this.op.setParams([rows, V, logitsOffset, targetOffset, gradScale]);
+    const [gx, gy] = grid1d(rows);
+    rec.dispatch(this.op, gx, gy);
+  }
+}
