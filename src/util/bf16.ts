@@ -48,7 +48,7 @@ export function bf16BitsToF32(h: number): number {
 }
 
 /** Float32Array -> bf16 bits, round to nearest even. `dst` may be given to avoid an allocation. */
-export function f32ArrayToBf16(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+export function f32ArrayToBf16(src: Float32Array, dst: Uint16Array<ArrayBuffer> = new Uint16Array(src.length)): Uint16Array<ArrayBuffer> {
   if (dst.length !== src.length) throw new Error(`f32ArrayToBf16: length ${src.length} -> ${dst.length}`);
   const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < u.length; i++) {
@@ -60,7 +60,7 @@ export function f32ArrayToBf16(src: Float32Array, dst: Uint16Array = new Uint16A
 }
 
 /** bf16 bits -> Float32Array (exact). */
-export function bf16ArrayToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+export function bf16ArrayToF32(src: Uint16Array, dst: Float32Array<ArrayBuffer> = new Float32Array(src.length)): Float32Array<ArrayBuffer> {
   if (dst.length !== src.length) throw new Error(`bf16ArrayToF32: length ${src.length} -> ${dst.length}`);
   const u = new Uint32Array(dst.buffer, dst.byteOffset, dst.length);
   for (let i = 0; i < src.length; i++) u[i] = src[i] << 16;
@@ -112,7 +112,7 @@ export function f16BitsToF32(h: number): number {
 let f16Table: Float32Array | undefined;
 
 /** f16 bits -> Float32Array (exact), through a 65536-entry table built on first use. */
-export function f16ArrayToF32(src: Uint16Array, dst: Float32Array = new Float32Array(src.length)): Float32Array {
+export function f16ArrayToF32(src: Uint16Array, dst: Float32Array<ArrayBuffer> = new Float32Array(src.length)): Float32Array<ArrayBuffer> {
   if (dst.length !== src.length) throw new Error(`f16ArrayToF32: length ${src.length} -> ${dst.length}`);
   if (!f16Table) {
     f16Table = new Float32Array(65536);
@@ -124,7 +124,7 @@ export function f16ArrayToF32(src: Uint16Array, dst: Float32Array = new Float32A
 }
 
 /** Float32Array -> f16 bits, round to nearest even. */
-export function f32ArrayToF16(src: Float32Array, dst: Uint16Array = new Uint16Array(src.length)): Uint16Array {
+export function f32ArrayToF16(src: Float32Array, dst: Uint16Array<ArrayBuffer> = new Uint16Array(src.length)): Uint16Array<ArrayBuffer> {
   if (dst.length !== src.length) throw new Error(`f32ArrayToF16: length ${src.length} -> ${dst.length}`);
   const u = new Uint32Array(src.buffer, src.byteOffset, src.length);
   for (let i = 0; i < u.length; i++) dst[i] = f32BitsToF16Bits(u[i]);
