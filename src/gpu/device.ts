@@ -114,7 +114,7 @@ async function acquireGpuOnce(): Promise<Gpu> {
 /** One line for logs: what we run on. */
 export function describeGpu(gpu: Gpu): string {
   const r = gpu.report;
-  return `${r.description} (${r.vendor}, ${r.architecture}${r.isSoftware ? ', software' : ''}, ${r.backend})`;
+  return `${r.description} (${r.vendor}, ${r.architecture}${r.isSoftware && r.architecture !== 'software' ? ', software' : ''}, ${r.backend})`;
 }
 
 export function assertAlive(gpu: Gpu): void {

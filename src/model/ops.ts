@@ -6,7 +6,7 @@
 import type { GpuBuffer } from '../gpu/buffers.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { grid1d, Op, type Recorder } from '../gpu/kernels.ts';
-import { matmulKernelFor } from '../gpu/matmul.ts';
+import { MATMUL_PARAMS, matmulKernelFor, matmulParams } from '../gpu/matmul.ts';
 import type { ParamBuffers } from './param-buffers.ts';
 import type { ParamEntry } from './param-table.ts';
 
@@ -27,7 +27,7 @@ export class LinearOp {
   private constructor(
     private readonly ops: Op[],
     private readonly w: WeightRef,
-    private readonly grids: ((M: number) => [number, number, number])[],
+    private readonly grids: ((M: number) => [number, number])[],
   ) {}
 
   get N(): number {
@@ -39,14 +39,14 @@ export class LinearOp {
 
   static async create(gpu: Gpu, w: WeightRef, x: GpuBuffer, y: GpuBuffer, accumulate: boolean): Promise<LinearOp> {
     const ops: Op[] = [];
-    const grids: ((M: number) => [number, number, number])[] = [];
+    const grids: ((M: number) => [number, number])[] = [];
     const k = matmulKernelFor(gpu, 'fwd');
     for (const c of w.entry.chunks) {
       ops.push(
         await Op.create(gpu, {
           kernel: k.kernel,
           constants: { ...k.constants, W_BF16: w.buffers.elem === 'bf16', ACCUMULATE: accumulate },
-          params: k.params,
+          params: MATMUL_PARAMS,
           bindings: [x, w.buffers.binding(c), y],
           label: `${w.entry.spec.name}[${c.rowStart}:${c.rowStart + c.rows}]`,
         }),
@@ -61,9 +61,9 @@ export class LinearOp {
     const chunks = this.w.entry.chunks;
     for (let i = 0; i < chunks.length; i++) {
       const c = chunks[i];
-      this.ops[i].setParams([M, c.rows, this.K, xOffset, yOffset + c.rowStart, ldy]);
-      const [gx, gy, gz] = this.grids[i](M);
-      rec.dispatch(this.ops[i], gx, gy, gz);
+      this.ops[i].setParams(matmulParams({ M, N: c.rows, K: this.K, xOffset, yOffset: yOffset + c.rowStart, ldy }));
+      const [gx, gy] = this.grids[i](M);
+      rec.dispatch(this.ops[i], gx, gy);
     }
   }
 }
@@ -235,5 +235,201 @@ export class CrossEntropyOp {
     this.op.setParams([rows, V, logitsOffset, targetOffset, gradScale]);
     const [gx, gy] = grid1d(rows);
     rec.dispatch(this.op, gx, gy);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Backward wrappers (training). Each mirrors its forward above; see the kernels' headers.
+// ---------------------------------------------------------------------------------------------
+
+/** dX[M, K] (= or +=) dY[M, N] · W, summed over W's row chunks (the first chunk honours `accumulate`, later ones add). */
+export class LinearGradInputOp {
+  private constructor(private readonly ops: Op[], private readonly w: WeightRef, private readonly grids: ((M: number) => [number, number])[]) {}
+
+  static async create(gpu: Gpu, w: WeightRef, dy: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<LinearGradInputOp> {
+    const k = matmulKernelFor(gpu, 'bwd_input');
+    const ops: Op[] = [];
+    const grids: ((M: number) => [number, number])[] = [];
+    for (const [i, c] of w.entry.chunks.entries()) {
+      ops.push(
+        await Op.create(gpu, {
+          kernel: k.kernel,
+          constants: { ...k.constants, W_BF16: w.buffers.elem === 'bf16', ACCUMULATE: accumulate || i > 0 },
+          params: MATMUL_PARAMS,
+          bindings: [dy, w.buffers.binding(c), dx],
+          label: `dX:${w.entry.spec.name}[${c.rowStart}]`,
+        }),
+      );
+      grids.push((M) => k.grid(M, c.rows, w.entry.cols));
+    }
+    return new LinearGradInputOp(ops, w, grids);
+  }
+
+  /** dY rows at element yOffset with row stride ldy (default N); dX at element xOffset (row stride K). */
+  record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy = this.w.entry.rowsTotal): void {
+    this.w.entry.chunks.forEach((c, i) => {
+      this.ops[i].setParams(matmulParams({ M, N: c.rows, K: this.w.entry.cols, xOffset, yOffset: yOffset + c.rowStart, ldy }));
+      const [gx, gy] = this.grids[i](M);
+      rec.dispatch(this.ops[i], gx, gy);
+    });
+  }
+}
+
+/** dW[N, K] += dY[M, N]ᵀ · X[M, K], per row chunk of the (f32) gradient. */
+export class LinearGradWeightOp {
+  private constructor(private readonly ops: Op[], private readonly w: WeightRef, private readonly grids: ((M: number) => [number, number])[]) {}
+
+  static async create(gpu: Gpu, grad: WeightRef, dy: GpuBuffer, x: GpuBuffer): Promise<LinearGradWeightOp> {
+    const k = matmulKernelFor(gpu, 'bwd_weight');
+    const ops: Op[] = [];
+    const grids: ((M: number) => [number, number])[] = [];
+    for (const c of grad.entry.chunks) {
+      ops.push(
+        await Op.create(gpu, {
+          kernel: k.kernel,
+          constants: { ...k.constants, ACCUMULATE: true },
+          params: MATMUL_PARAMS,
+          bindings: [dy, x, grad.buffers.binding(c)],
+          label: `dW:${grad.entry.spec.name}[${c.rowStart}]`,
+        }),
+      );
+      grids.push((M) => k.grid(M, c.rows, grad.entry.cols));
+    }
+    return new LinearGradWeightOp(ops, grad, grids);
+  }
+
+  record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy = this.w.entry.rowsTotal): void {
+    this.w.entry.chunks.forEach((c, i) => {
+      this.ops[i].setParams(matmulParams({ M, N: c.rows, K: this.w.entry.cols, xOffset, yOffset: yOffset + c.rowStart, ldy }));
+      const [gx, gy] = this.grids[i](M);
+      rec.dispatch(this.ops[i], gx, gy);
+    });
+  }
+}
+
+/** dx (+= or =) RMSNorm input gradient and dw += weight gradient (owner-computes kernel). */
+export class RmsNormBackwardOp {
+  private constructor(private readonly input: Op, private readonly weight: Op, private readonly cols: number) {}
+
+  static async create(gpu: Gpu, wF32: WeightRef, gradW: WeightRef, dy: GpuBuffer, x: GpuBuffer, rstd: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<RmsNormBackwardOp> {
+    const input = await Op.create(gpu, {
+      kernel: 'rmsnorm_bwd.wgsl',
+      constants: { ACCUMULATE: accumulate },
+      params: 'uu',
+      bindings: [dy, x, wF32.buffers.binding(wF32.entry.chunks[0]), rstd, dx],
+      label: `rmsnorm_bwd:${wF32.entry.spec.name}`,
+    });
+    const weight = await Op.create(gpu, {
+      kernel: 'rmsnorm_bwd_weight.wgsl',
+      constants: { ACCUMULATE: true, COLS: 64 },
+      params: 'uu',
+      bindings: [dy, x, rstd, gradW.buffers.binding(gradW.entry.chunks[0])],
+      label: `rmsnorm_bwd_weight:${gradW.entry.spec.name}`,
+    });
+    return new RmsNormBackwardOp(input, weight, wF32.entry.cols);
+  }
+
+  record(rec: Recorder, rows: number): void {
+    this.input.setParams([rows, this.cols]);
+    const [gx, gy] = grid1d(rows);
+    rec.dispatch(this.input, gx, gy);
+    this.weight.setParams([rows, this.cols]);
+    const [wx, wy] = grid1d(Math.ceil(this.cols / 64));
+    rec.dispatch(this.weight, wx, wy);
+  }
+}
+
+/** dg, du from dh (h = silu(g) ∘ u). */
+export class SwiGluBackwardOp {
+  private constructor(private readonly op: Op) {}
+
+  static async create(gpu: Gpu, dh: GpuBuffer, g: GpuBuffer, u: GpuBuffer, dg: GpuBuffer, du: GpuBuffer): Promise<SwiGluBackwardOp> {
+    return new SwiGluBackwardOp(await Op.create(gpu, { kernel: 'swiglu_bwd.wgsl', constants: { WG: ELEMENTWISE_WG }, params: 'u', bindings: [dh, g, u, dg, du], label: 'swiglu_bwd' }));
+  }
+
+  record(rec: Recorder, n: number): void {
+    this.op.setParams([n]);
+    const [gx, gy] = grid1d(Math.ceil(n / ELEMENTWISE_WG));
+    rec.dispatch(this.op, gx, gy);
+  }
+}
+
+/** In-place inverse rotation of a gradient (rope_bwd.wgsl). */
+export class RopeBackwardOp {
+  private constructor(private readonly op: Op) {}
+
+  static async create(gpu: Gpu, buf: GpuBuffer, cos: GpuBuffer, sin: GpuBuffer): Promise<RopeBackwardOp> {
+    return new RopeBackwardOp(await Op.create(gpu, { kernel: 'rope_bwd.wgsl', constants: { WG: ELEMENTWISE_WG }, params: 'uuuuuuu', bindings: [buf, cos, sin], label: `rope_bwd:${buf.label}` }));
+  }
+
+  record(rec: Recorder, d: RopeDims): void {
+    this.op.setParams([d.B, d.T, d.seqStride, d.rowOffset, d.pos0, d.nHeads, d.hd]);
+    const [gx, gy] = grid1d(Math.ceil((d.B * d.T * d.nHeads * (d.hd / 2)) / ELEMENTWISE_WG));
+    rec.dispatch(this.op, gx, gy);
+  }
+}
+
+/** Flash-attention backward: D = rowsum(dO∘O), then dQ, then dK/dV (three owner-computes passes). */
+export class AttentionBackwardOp {
+  static readonly WG = 64;
+  private constructor(private readonly prep: Op, private readonly dq: Op, private readonly dkv: Op) {}
+
+  static async create(
+    gpu: Gpu,
+    b: { q: GpuBuffer; k: GpuBuffer; v: GpuBuffer; o: GpuBuffer; lse: GpuBuffer; dout: GpuBuffer; dsum: GpuBuffer; dq: GpuBuffer; dk: GpuBuffer; dv: GpuBuffer },
+  ): Promise<AttentionBackwardOp> {
+    const WG = AttentionBackwardOp.WG;
+    const prep = await Op.create(gpu, { kernel: 'attention_bwd_prep.wgsl', constants: { WG }, params: 'uuu', bindings: [b.o, b.dout, b.dsum], label: 'attention_bwd_prep' });
+    const dq = await Op.create(gpu, { kernel: 'attention_bwd_dq.wgsl', constants: { QB: WG }, params: 'uuuuuuuf', bindings: [b.q, b.k, b.v, b.dout, b.lse, b.dsum, b.dq], label: 'attention_bwd_dq' });
+    const dkv = await Op.create(gpu, { kernel: 'attention_bwd_dkv.wgsl', constants: { SB: WG }, params: 'uuuuuuuf', bindings: [b.q, b.k, b.v, b.dout, b.lse, b.dsum, b.dk, b.dv], label: 'attention_bwd_dkv' });
+    return new AttentionBackwardOp(prep, dq, dkv);
+  }
+
+  record(rec: Recorder, d: AttentionDims): void {
+    const WG = AttentionBackwardOp.WG;
+    const rows = d.B * d.T;
+    this.prep.setParams([rows, d.nH, d.hd]);
+    const [px, py] = grid1d(Math.ceil((rows * d.nH) / WG));
+    rec.dispatch(this.prep, px, py);
+    const p = [d.B, d.T, d.Tmax, d.pos0, d.nH, d.nKV, d.hd, 1 / Math.sqrt(d.hd)];
+    this.dq.setParams(p);
+    rec.dispatch(this.dq, Math.ceil(d.T / WG), d.nH, d.B);
+    this.dkv.setParams(p);
+    rec.dispatch(this.dkv, Math.ceil(d.Tmax / WG), d.nKV, d.B);
+  }
+}
+
+/** dE += scatter of dx rows by token id, per vocab chunk (CSR built on the CPU). */
+export class EmbeddingBackwardOp {
+  private constructor(private readonly ops: Op[], private readonly grad: WeightRef) {}
+
+  static async create(gpu: Gpu, grad: WeightRef, dx: GpuBuffer, uniq: GpuBuffer, starts: GpuBuffer, rows: GpuBuffer): Promise<EmbeddingBackwardOp> {
+    const ops: Op[] = [];
+    for (const c of grad.entry.chunks) {
+      ops.push(await Op.create(gpu, { kernel: 'embedding_bwd.wgsl', params: 'uuuu', bindings: [dx, uniq, starts, rows, grad.buffers.binding(c)], label: `embedding_bwd[${c.rowStart}]` }));
+    }
+    return new EmbeddingBackwardOp(ops, grad);
+  }
+
+  record(rec: Recorder, uniqueCount: number): void {
+    this.grad.entry.chunks.forEach((c, i) => {
+      this.ops[i].setParams([uniqueCount, this.grad.entry.cols, c.rowStart, c.rows]);
+      const [gx, gy] = grid1d(uniqueCount);
+      rec.dispatch(this.ops[i], gx, gy);
+    });
+  }
+}
+
+/** out[outOffset] (+= or =) scale · Σ x[0..n) in one workgroup (n up to a few thousand rows). */
+export class SumOp {
+  private constructor(private readonly op: Op) {}
+
+  static async create(gpu: Gpu, x: GpuBuffer, out: GpuBuffer, accumulate: boolean): Promise<SumOp> {
+    return new SumOp(await Op.create(gpu, { kernel: 'sum_fwd.wgsl', constants: { ACCUMULATE: accumulate }, params: 'uuuuf', bindings: [x, out], label: 'sum' }));
+  }
+
+  record(rec: Recorder, n: number, outOffset: number, scale: number): void {
+    this.op.setParams([n, 0, outOffset, Math.max(n, 1), scale]);
+    rec.dispatch(this.op, 1);
   }
 }

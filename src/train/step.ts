@@ -1,0 +1,559 @@
+/**
+ * The GPU training step: forward, loss, backward and AdamW of a LLaMA, every FLOP in WGSL.
+ *
+ * Shape legend: B = sequences in the micro-batch, T = its padded length (the longest sample),
+ * R = B·T rows, H / I / V / L as in src/model/llama.ts.
+ *
+ * Memory layout (llm.c style): one parameter table (src/model/param-table.ts) lays out the model
+ * weights (bf16 or f32), the f32 master weights, the gradients and both Adam moments alike.
+ * With --dtype f32 the model weights ARE the master weights; with bf16 the forward reads a bf16
+ * copy that AdamW rewrites after every update.
+ *
+ * Gradient checkpointing (default): the forward keeps only each layer's input `saved[l]`
+ * ([R, H], plus saved[L] = the final norm's input); the backward recomputes a layer's activations
+ * from saved[l] into one shared set of scratch buffers right before differentiating it. Without
+ * checkpointing every layer gets its own activation set and nothing is recomputed.
+ *
+ * One layer forward (train form: input saved[l], output saved[l+1]):
+ *   xn1 = rmsnorm(saved[l]); q, k, v = xn1·Wq/k/vᵀ; rope(q), rope(k); a = attention(q, k, v)
+ *   xmid = saved[l] + a·Woᵀ;  xn2 = rmsnorm(xmid); g, u = xn2·Wgate/upᵀ; h = silu(g)∘u
+ *   saved[l+1] = xmid + h·Wdownᵀ
+ * Backward (dx = dL/dsaved[l+1] on entry, dL/dsaved[l] on exit), the forward reversed:
+ *   dh = dx·Wdown; dWdown += dxᵀh; dg, du = swiglu_bwd; dxn = dg·Wgate + du·Wup; dWgate/up += ..
+ *   dx += rmsnorm_bwd(dxn, xmid)                                  (now dL/dxmid)
+ *   da = dx·Wo; dWo += dxᵀa; dq, dk, dv = attention_bwd; rope_bwd(dq), rope_bwd(dk)
+ *   dxn = dq·Wq + dk·Wk + dv·Wv; dWq/k/v += ..; dx += rmsnorm_bwd(dxn, saved[l])
+ * The loss: logits = rmsnorm(saved[L])·lm_headᵀ in row chunks (a [R, V] block can exceed one
+ * binding); the cross-entropy kernel overwrites each chunk with dlogits, which flow back at once.
+ *
+ * Encoders: one per micro-batch (forward + backward), the last one also holding the optimizer
+ * step (grad norm, clipping, AdamW for every tensor). The host reads back 3 floats per step.
+ */
+import { createStorage, StagingReader, type GpuBuffer } from '../gpu/buffers.ts';
+import { acquireGpu, type Gpu } from '../gpu/device.ts';
+import { Recorder } from '../gpu/kernels.ts';
+import { buildEmbeddingGradIndex } from '../gpu/embedding-index.ts';
+import { UserError } from '../errors.ts';
+import type { TokenizedSample } from '../data/sft.ts';
+import { nextTokenTargets } from '../data/sft.ts';
+import { loadLlamaConfig, type LlamaConfig } from '../model/config.ts';
+import { checkLlamaTensors, llamaWeightSpecs } from '../model/hf-weights.ts';
+import { SafetensorsModel } from '../model/safetensors.ts';
+import { LlamaModel, layerNames, type LlamaDims } from '../model/llama.ts';
+import { ParamBuffers } from '../model/param-buffers.ts';
+import {
+  AttentionBackwardOp,
+  AttentionOp,
+  CrossEntropyOp,
+  EmbeddingBackwardOp,
+  EmbeddingOp,
+  LinearGradInputOp,
+  LinearGradWeightOp,
+  LinearOp,
+  RmsNormBackwardOp,
+  RmsNormOp,
+  RopeBackwardOp,
+  RopeOp,
+  SumOp,
+  SwiGluBackwardOp,
+  SwiGluOp,
+  type WeightRef,
+} from '../model/ops.ts';
+import { logitsChunkRows } from '../model/evaluate.ts';
+import { AdamW } from '../optim/adamw.ts';
+import type { MicroBatch, StepResult, TrainEngine } from './engine.ts';
+
+export interface TrainStepOptions {
+  modelDir: string;
+  dtype: 'bf16' | 'f32';
+  maxLen: number;
+  maxBatch: number;
+  checkpointing: boolean;
+  weightDecay: number;
+  maxGradNorm: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  /** Directory of a checkpoint whose optimizer.safetensors holds f32 master weights to start from (bit-exact resume). */
+  resumeWeightsDir?: string;
+}
+
+/** Activations of one layer (shared by all layers with checkpointing). */
+interface LayerActs {
+  xn1: GpuBuffer;
+  rstd1: GpuBuffer;
+  q: GpuBuffer;
+  k: GpuBuffer;
+  v: GpuBuffer;
+  attn: GpuBuffer;
+  lse: GpuBuffer;
+  xmid: GpuBuffer;
+  xn2: GpuBuffer;
+  rstd2: GpuBuffer;
+  g: GpuBuffer;
+  u: GpuBuffer;
+  h: GpuBuffer;
+}
+
+interface LayerFwd {
+  acts: LayerActs;
+  inNorm: RmsNormOp;
+  q: LinearOp;
+  k: LinearOp;
+  v: LinearOp;
+  ropeQ: RopeOp;
+  ropeK: RopeOp;
+  attention: AttentionOp;
+  o: LinearOp;
+  postNorm: RmsNormOp;
+  gate: LinearOp;
+  up: LinearOp;
+  swiglu: SwiGluOp;
+  down: LinearOp;
+}
+
+interface LayerBwd {
+  downIn: LinearGradInputOp;
+  downW: LinearGradWeightOp;
+  swiglu: SwiGluBackwardOp;
+  gateIn: LinearGradInputOp;
+  upIn: LinearGradInputOp;
+  gateW: LinearGradWeightOp;
+  upW: LinearGradWeightOp;
+  postNorm: RmsNormBackwardOp;
+  oIn: LinearGradInputOp;
+  oW: LinearGradWeightOp;
+  attention: AttentionBackwardOp;
+  ropeQ: RopeBackwardOp;
+  ropeK: RopeBackwardOp;
+  qIn: LinearGradInputOp;
+  kIn: LinearGradInputOp;
+  vIn: LinearGradInputOp;
+  qW: LinearGradWeightOp;
+  kW: LinearGradWeightOp;
+  vW: LinearGradWeightOp;
+  inNorm: RmsNormBackwardOp;
+}
+
+interface HeadChunk {
+  head: LinearOp;
+  ceTrain: CrossEntropyOp;
+  ceEval: CrossEntropyOp;
+  dIn: LinearGradInputOp;
+  dW: LinearGradWeightOp;
+}
+
+export class TrainStep implements TrainEngine {
+  private constructor(
+    readonly gpu: Gpu,
+    readonly cfg: LlamaConfig,
+    readonly model: LlamaModel,
+    readonly master: ParamBuffers,
+    readonly grads: ParamBuffers,
+    readonly m: ParamBuffers,
+    readonly v: ParamBuffers,
+    private readonly opts: TrainStepOptions,
+    private readonly b: ReturnType<typeof allocateShared>,
+    private readonly embed: EmbeddingOp,
+    private readonly layersF: LayerFwd[],
+    private readonly layersB: LayerBwd[],
+    private readonly finalNorm: RmsNormOp,
+    private readonly finalNormB: RmsNormBackwardOp,
+    private readonly heads: HeadChunk[],
+    private readonly chunkRows: number,
+    private readonly embedB: EmbeddingBackwardOp,
+    private readonly lossSum: SumOp,
+    private readonly adamw: AdamW,
+    private readonly stats: StagingReader,
+  ) {}
+
+  get dims(): LlamaDims {
+    return this.model.dims;
+  }
+
+  static async create(opts: TrainStepOptions): Promise<TrainStep> {
+    const gpu = await acquireGpu();
+    const cfg = loadLlamaConfig(opts.modelDir);
+    const model = LlamaModel.allocate(gpu, cfg, opts.dtype);
+    const table = model.table;
+    const master = opts.dtype === 'f32' ? model.weights : new ParamBuffers(gpu, table, 'f32', 'master');
+    const grads = new ParamBuffers(gpu, table, 'f32', 'grad');
+    const m = new ParamBuffers(gpu, table, 'f32', 'adam.m');
+    const v = new ParamBuffers(gpu, table, 'f32', 'adam.v');
+
+    // Weights: f32 values into the master, bf16 copy rounded from them (as AdamW will write it).
+    const st = SafetensorsModel.open(opts.modelDir);
+    try {
+      checkLlamaTensors(st, cfg);
+      for (const s of llamaWeightSpecs(cfg)) {
+        const e = table.get(s.name);
+        const data = st.readF32(s.name);
+        master.uploadTensor(e, data);
+        if (opts.dtype === 'bf16') model.weights.uploadTensor(e, st.readBf16(s.name));
+      }
+    } finally {
+      st.close();
+    }
+
+    const d = model.dims;
+    const R = opts.maxBatch * opts.maxLen;
+    if (opts.maxLen > cfg.max_position_embeddings) {
+      throw new UserError(`--max-len ${opts.maxLen} exceeds the model's max_position_embeddings ${cfg.max_position_embeddings}`);
+    }
+    const b = allocateShared(gpu, d, R, opts.checkpointing);
+    const W = (name: string): WeightRef => ({ entry: table.get(name), buffers: model.weights });
+    const M32 = (name: string): WeightRef => ({ entry: table.get(name), buffers: master });
+    const G = (name: string): WeightRef => ({ entry: table.get(name), buffers: grads });
+
+    const embed = await EmbeddingOp.create(gpu, W('model.embed_tokens.weight'), b.ids, b.saved[0]);
+    const layersF: LayerFwd[] = [];
+    const layersB: LayerBwd[] = [];
+    for (let l = 0; l < d.L; l++) {
+      const n = layerNames(l);
+      const a = b.acts[opts.checkpointing ? 0 : l];
+      const xin = b.saved[l];
+      layersF.push({
+        acts: a,
+        inNorm: await RmsNormOp.create(gpu, W(n.inNorm), xin, a.xn1, a.rstd1, d.eps),
+        q: await LinearOp.create(gpu, W(n.q), a.xn1, a.q, false),
+        k: await LinearOp.create(gpu, W(n.k), a.xn1, a.k, false),
+        v: await LinearOp.create(gpu, W(n.v), a.xn1, a.v, false),
+        ropeQ: await RopeOp.create(gpu, a.q, model.ropeCos, model.ropeSin),
+        ropeK: await RopeOp.create(gpu, a.k, model.ropeCos, model.ropeSin),
+        attention: await AttentionOp.create(gpu, a.q, a.k, a.v, a.attn, a.lse),
+        o: await LinearOp.create(gpu, W(n.o), a.attn, a.xmid, true),
+        postNorm: await RmsNormOp.create(gpu, W(n.postNorm), a.xmid, a.xn2, a.rstd2, d.eps),
+        gate: await LinearOp.create(gpu, W(n.gate), a.xn2, a.g, false),
+        up: await LinearOp.create(gpu, W(n.up), a.xn2, a.u, false),
+        swiglu: await SwiGluOp.create(gpu, a.g, a.u, a.h),
+        down: await LinearOp.create(gpu, W(n.down), a.h, b.saved[l + 1], true),
+      });
+      layersB.push({
+        downIn: await LinearGradInputOp.create(gpu, W(n.down), b.dx, b.dh, false),
+        downW: await LinearGradWeightOp.create(gpu, G(n.down), b.dx, a.h),
+        swiglu: await SwiGluBackwardOp.create(gpu, b.dh, a.g, a.u, b.dg, b.du),
+        gateIn: await LinearGradInputOp.create(gpu, W(n.gate), b.dg, b.dxn, false),
+        upIn: await LinearGradInputOp.create(gpu, W(n.up), b.du, b.dxn, true),
+        gateW: await LinearGradWeightOp.create(gpu, G(n.gate), b.dg, a.xn2),
+        upW: await LinearGradWeightOp.create(gpu, G(n.up), b.du, a.xn2),
+        postNorm: await RmsNormBackwardOp.create(gpu, M32(n.postNorm), G(n.postNorm), b.dxn, a.xmid, a.rstd2, b.dx, true),
+        oIn: await LinearGradInputOp.create(gpu, W(n.o), b.dx, b.dattn, false),
+        oW: await LinearGradWeightOp.create(gpu, G(n.o), b.dx, a.attn),
+        attention: await AttentionBackwardOp.create(gpu, { q: a.q, k: a.k, v: a.v, o: a.attn, lse: a.lse, dout: b.dattn, dsum: b.dsum, dq: b.dq, dk: b.dk, dv: b.dv }),
+        ropeQ: await RopeBackwardOp.create(gpu, b.dq, model.ropeCos, model.ropeSin),
+        ropeK: await RopeBackwardOp.create(gpu, b.dk, model.ropeCos, model.ropeSin),
+        qIn: await LinearGradInputOp.create(gpu, W(n.q), b.dq, b.dxn, false),
+        kIn: await LinearGradInputOp.create(gpu, W(n.k), b.dk, b.dxn, true),
+        vIn: await LinearGradInputOp.create(gpu, W(n.v), b.dv, b.dxn, true),
+        qW: await LinearGradWeightOp.create(gpu, G(n.q), b.dq, a.xn1),
+        kW: await LinearGradWeightOp.create(gpu, G(n.k), b.dk, a.xn1),
+        vW: await LinearGradWeightOp.create(gpu, G(n.v), b.dv, a.xn1),
+        inNorm: await RmsNormBackwardOp.create(gpu, M32(n.inNorm), G(n.inNorm), b.dxn, xin, a.rstd1, b.dx, true),
+      });
+    }
+    const finalNorm = await RmsNormOp.create(gpu, W('model.norm.weight'), b.saved[d.L], b.xnF, b.rstdF, d.eps);
+    const finalNormB = await RmsNormBackwardOp.create(gpu, M32('model.norm.weight'), G('model.norm.weight'), b.dxnF, b.saved[d.L], b.rstdF, b.dx, false);
+
+    const headName = cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    const chunkRows = logitsChunkRows(gpu.maxBindingBytes, d.V, R);
+    const logits = createStorage(gpu, 'train.logits', chunkRows * d.V * 4);
+    b.extra.push(logits);
+    const heads: HeadChunk[] = [];
+    for (let r = 0; r < R; r += chunkRows) {
+      heads.push({
+        head: await LinearOp.create(gpu, W(headName), b.xnF, logits, false),
+        ceTrain: await CrossEntropyOp.create(gpu, logits, b.targets, b.loss, true),
+        ceEval: await CrossEntropyOp.create(gpu, logits, b.targets, b.loss, false),
+        dIn: await LinearGradInputOp.create(gpu, W(headName), logits, b.dxnF, false),
+        dW: await LinearGradWeightOp.create(gpu, G(headName), logits, b.xnF),
+      });
+    }
+    const embedB = await EmbeddingBackwardOp.create(gpu, G('model.embed_tokens.weight'), b.dx, b.uniq, b.starts, b.rows);
+    const lossSum = await SumOp.create(gpu, b.loss, b.stepStats, true);
+
+    const adamw = await AdamW.create(
+      gpu,
+      table.entries.flatMap((e) =>
+        e.chunks.map((c, i) => ({
+          name: `${e.spec.name}#${i}`,
+          n: c.elems,
+          decay: e.spec.decay,
+          master: { buf: master.arenas[c.arena], offset: c.offsetF32 / 4 },
+          grad: { buf: grads.arenas[c.arena], offset: c.offsetF32 / 4 },
+          m: { buf: m.arenas[c.arena], offset: c.offsetF32 / 4 },
+          v: { buf: v.arenas[c.arena], offset: c.offsetF32 / 4 },
+          ...(opts.dtype === 'bf16' ? { bf16Copy: { buf: model.weights.arenas[c.arena], offset: c.offsetBf16 / 2 } } : {}),
+        })),
+      ),
+      { beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, maxGradNorm: opts.maxGradNorm },
+    );
+    const stats = new StagingReader(gpu, 16, 'train.stats');
+    const step = new TrainStep(gpu, cfg, model, master, grads, m, v, opts, b, embed, layersF, layersB, finalNorm, finalNormB, heads, chunkRows, embedB, lossSum, adamw, stats);
+    if (opts.resumeWeightsDir) throw new UserError('resumeWeightsDir: use importOptimizerState (it restores the f32 master weights too)');
+    return step;
+  }
+
+  /** Pads the micro-batch to its longest sample and uploads ids, targets and the embedding-gradient index. Returns (B, T, target count). */
+  private upload(samples: TokenizedSample[]): { B: number; T: number; targets: number } {
+    const B = samples.length;
+    if (B === 0 || B > this.opts.maxBatch) throw new Error(`micro-batch of ${B} samples (max ${this.opts.maxBatch})`);
+    const T = Math.max(...samples.map((s) => s.ids.length));
+    if (T > this.opts.maxLen) throw new Error(`sample of ${T} tokens exceeds max-len ${this.opts.maxLen}`);
+    const ids = new Uint32Array(B * T).fill(this.cfg.eos_token_id as number);
+    const targets = new Int32Array(B * T);
+    let count = 0;
+    samples.forEach((s, i) => {
+      ids.set(s.ids, i * T);
+      const t = nextTokenTargets(s, T);
+      targets.set(t, i * T);
+      for (const v of t) if (v >= 0) count++;
+    });
+    const q = this.gpu.device.queue;
+    q.writeBuffer(this.b.ids.buffer, 0, ids);
+    q.writeBuffer(this.b.targets.buffer, 0, targets);
+    const index = buildEmbeddingGradIndex(ids);
+    q.writeBuffer(this.b.uniq.buffer, 0, index.uniq as Uint32Array<ArrayBuffer>);
+    q.writeBuffer(this.b.starts.buffer, 0, index.starts as Uint32Array<ArrayBuffer>);
+    q.writeBuffer(this.b.rows.buffer, 0, index.rows as Uint32Array<ArrayBuffer>);
+    this.uniqueCount = index.uniq.length;
+    return { B, T, targets: count };
+  }
+  private uniqueCount = 0;
+
+  /** Forward through all layers and the final norm (saving what the backward needs). */
+  private recordForward(rec: Recorder, B: number, T: number): void {
+    const d = this.dims;
+    const R = B * T;
+    this.embed.record(rec, R);
+    for (let l = 0; l < d.L; l++) this.recordLayer(rec, l, B, T, true);
+    this.finalNorm.record(rec, R);
+  }
+
+  /** One layer's forward; `complete` = false stops after h (the recompute for the backward). */
+  private recordLayer(rec: Recorder, l: number, B: number, T: number, complete: boolean): void {
+    const d = this.dims;
+    const R = B * T;
+    const L = this.layersF[l];
+    const a = L.acts;
+    L.inNorm.record(rec, R);
+    L.q.record(rec, R, 0, 0);
+    L.k.record(rec, R, 0, 0);
+    L.v.record(rec, R, 0, 0);
+    L.ropeQ.record(rec, { B, T, seqStride: T, rowOffset: 0, pos0: 0, nHeads: d.nH, hd: d.hd });
+    L.ropeK.record(rec, { B, T, seqStride: T, rowOffset: 0, pos0: 0, nHeads: d.nKV, hd: d.hd });
+    L.attention.record(rec, { B, T, Tmax: T, pos0: 0, nH: d.nH, nKV: d.nKV, hd: d.hd });
+    rec.copy(this.b.saved[l], 0, a.xmid, 0, R * d.H * 4);
+    L.o.record(rec, R, 0, 0);
+    L.postNorm.record(rec, R);
+    L.gate.record(rec, R, 0, 0);
+    L.up.record(rec, R, 0, 0);
+    L.swiglu.record(rec, R * d.I);
+    if (complete) {
+      rec.copy(a.xmid, 0, this.b.saved[l + 1], 0, R * d.H * 4);
+      L.down.record(rec, R, 0, 0);
+    }
+  }
+
+  /** Logits chunk by chunk: loss per row (and, when training, dlogits flowing into dxnF and dW_lm). */
+  private recordHead(rec: Recorder, R: number, train: boolean, gradScale: number): void {
+    const { H, V } = this.dims;
+    for (let c = 0, r0 = 0; r0 < R; c++, r0 += this.chunkRows) {
+      const rows = Math.min(this.chunkRows, R - r0);
+      const h = this.heads[c];
+      h.head.record(rec, rows, r0 * H, 0);
+      if (!train) {
+        h.ceEval.record(rec, rows, V, 0, r0, 1);
+        continue;
+      }
+      h.ceTrain.record(rec, rows, V, 0, r0, gradScale);
+      h.dIn.record(rec, rows, r0 * H, 0);
+      h.dW.record(rec, rows, r0 * H, 0);
+    }
+  }
+
+  private recordBackward(rec: Recorder, B: number, T: number): void {
+    const d = this.dims;
+    const R = B * T;
+    this.finalNormB.record(rec, R);
+    for (let l = d.L - 1; l >= 0; l--) {
+      if (this.opts.checkpointing) this.recordLayer(rec, l, B, T, false);
+      const G = this.layersB[l];
+      G.downIn.record(rec, R, 0, 0);
+      G.downW.record(rec, R, 0, 0);
+      G.swiglu.record(rec, R * d.I);
+      G.gateIn.record(rec, R, 0, 0);
+      G.upIn.record(rec, R, 0, 0);
+      G.gateW.record(rec, R, 0, 0);
+      G.upW.record(rec, R, 0, 0);
+      G.postNorm.record(rec, R);
+      G.oIn.record(rec, R, 0, 0);
+      G.oW.record(rec, R, 0, 0);
+      G.attention.record(rec, { B, T, Tmax: T, pos0: 0, nH: d.nH, nKV: d.nKV, hd: d.hd });
+      G.ropeQ.record(rec, { B, T, seqStride: T, rowOffset: 0, pos0: 0, nHeads: d.nH, hd: d.hd });
+      G.ropeK.record(rec, { B, T, seqStride: T, rowOffset: 0, pos0: 0, nHeads: d.nKV, hd: d.hd });
+      G.qIn.record(rec, R, 0, 0);
+      G.kIn.record(rec, R, 0, 0);
+      G.vIn.record(rec, R, 0, 0);
+      G.qW.record(rec, R, 0, 0);
+      G.kW.record(rec, R, 0, 0);
+      G.vW.record(rec, R, 0, 0);
+      G.inNorm.record(rec, R);
+    }
+    this.embedB.record(rec, this.uniqueCount);
+  }
+
+  async trainStep(microBatches: MicroBatch[], step: number, lr: number): Promise<StepResult> {
+    if (microBatches.length === 0) throw new Error('trainStep needs at least one micro-batch');
+    let tokens = 0;
+    for (let i = 0; i < microBatches.length; i++) {
+      const { B, T, targets } = this.upload(microBatches[i].samples);
+      tokens += microBatches[i].samples.reduce((a, s) => a + s.ids.length, 0);
+      const rec = new Recorder(this.gpu, `train step ${step} micro-batch ${i}`);
+      if (i === 0) {
+        rec.withEncoder((e) => this.grads.clear(e));
+        rec.clear(this.b.stepStats);
+      }
+      // Each micro-batch's loss is its mean over its target tokens; the step's loss and gradient
+      // are the mean over micro-batches (HF: loss / gradient_accumulation_steps).
+      const scale = targets > 0 ? 1 / (targets * microBatches.length) : 0;
+      this.recordForward(rec, B, T);
+      this.recordHead(rec, B * T, true, scale);
+      this.lossSum.record(rec, B * T, 0, scale);
+      this.recordBackward(rec, B, T);
+      if (i === microBatches.length - 1) {
+        this.adamw.encodeStep(rec, step, lr);
+        rec.copy(this.adamw.gradNorm.norm, 0, this.b.stepStats, 4, 8);
+        this.stats.copyFrom(rec, this.b.stepStats, 0, 12);
+      }
+      rec.submit();
+    }
+    const s = new Float32Array(await this.stats.read());
+    return { loss: s[0], gradNorm: s[1], tokens };
+  }
+
+  async evalLoss(samples: TokenizedSample[]): Promise<{ loss: number; tokens: number }> {
+    let total = 0;
+    let tokens = 0;
+    for (let i = 0; i < samples.length; i += this.opts.maxBatch) {
+      const batch = samples.slice(i, i + this.opts.maxBatch);
+      const { B, T, targets } = this.upload(batch);
+      const rec = new Recorder(this.gpu, 'eval');
+      rec.clear(this.b.stepStats);
+      this.recordForward(rec, B, T);
+      this.recordHead(rec, B * T, false, 1);
+      this.lossSum.record(rec, B * T, 0, 1);
+      this.stats.copyFrom(rec, this.b.stepStats, 0, 4);
+      rec.submit();
+      total += new Float32Array(await this.stats.read())[0];
+      tokens += targets;
+    }
+    return { loss: tokens > 0 ? total / tokens : NaN, tokens };
+  }
+
+  private async exportRole(buffers: ParamBuffers): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const e of this.model.table.entries) out.set(e.spec.name, { shape: e.spec.shape, data: (await buffers.readTensor(e)) as Float32Array });
+    return out;
+  }
+
+  exportWeights(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    return this.exportRole(this.master);
+  }
+
+  /** Adam moments as `adam_m.<name>` / `adam_v.<name>` and the f32 masters as `master.<name>` (bit-exact resume in bf16 mode). */
+  async exportOptimizerState(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [prefix, role] of [['adam_m.', this.m], ['adam_v.', this.v], ['master.', this.master]] as const) {
+      for (const [name, t] of await this.exportRole(role)) out.set(prefix + name, t);
+    }
+    return out;
+  }
+
+  async importOptimizerState(state: Map<string, { shape: number[]; data: Float32Array }>): Promise<void> {
+    for (const [prefix, role] of [['adam_m.', this.m], ['adam_v.', this.v], ['master.', this.master]] as const) {
+      for (const e of this.model.table.entries) {
+        const t = state.get(prefix + e.spec.name);
+        if (!t) throw new UserError(`optimizer state: missing ${prefix}${e.spec.name}`);
+        role.uploadTensor(e, t.data);
+        if (prefix === 'master.' && this.opts.dtype === 'bf16') {
+          const { f32ArrayToBf16 } = await import('../util/bf16.ts');
+          this.model.weights.uploadTensor(e, f32ArrayToBf16(t.data));
+        }
+      }
+    }
+  }
+
+  peakBytes(): number {
+    return this.gpu.peakAllocatedBytes;
+  }
+
+  destroy(): void {
+    for (const buf of this.b.all) buf.destroy();
+    this.grads.destroy();
+    this.m.destroy();
+    this.v.destroy();
+    if (this.master !== this.model.weights) this.master.destroy();
+    this.model.destroy();
+    this.adamw.destroy();
+    this.stats.destroy();
+  }
+}
+
+/** Every activation and gradient buffer of the step, sized for R = maxBatch·maxLen rows. */
+function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolean) {
+  const all: GpuBuffer[] = [];
+  const f = (label: string, elems: number) => {
+    const buf = createStorage(gpu, label, elems * 4);
+    all.push(buf);
+    return buf;
+  };
+  const qd = d.nH * d.hd;
+  const kvd = d.nKV * d.hd;
+  const acts: LayerActs[] = [];
+  for (let l = 0; l < (checkpointing ? 1 : d.L); l++) {
+    const p = checkpointing ? 'act' : `act${l}`;
+    acts.push({
+      xn1: f(`${p}.xn1`, R * d.H),
+      rstd1: f(`${p}.rstd1`, R),
+      q: f(`${p}.q`, R * qd),
+      k: f(`${p}.k`, R * kvd),
+      v: f(`${p}.v`, R * kvd),
+      attn: f(`${p}.attn`, R * qd),
+      lse: f(`${p}.lse`, R * d.nH),
+      xmid: f(`${p}.xmid`, R * d.H),
+      xn2: f(`${p}.xn2`, R * d.H),
+      rstd2: f(`${p}.rstd2`, R),
+      g: f(`${p}.g`, R * d.I),
+      u: f(`${p}.u`, R * d.I),
+      h: f(`${p}.h`, R * d.I),
+    });
+  }
+  const saved: GpuBuffer[] = [];
+  for (let l = 0; l <= d.L; l++) saved.push(f(`saved.${l}`, R * d.H));
+  return {
+    all,
+    extra: all,
+    acts,
+    saved,
+    ids: f('ids', R),
+    targets: f('targets', R),
+    loss: f('loss', R),
+    uniq: f('embed.uniq', R),
+    starts: f('embed.starts', R + 1),
+    rows: f('embed.rows', R),
+    xnF: f('xnF', R * d.H),
+    rstdF: f('rstdF', R),
+    dxnF: f('dxnF', R * d.H),
+    dx: f('dx', R * d.H),
+    dxn: f('dxn', R * d.H),
+    dh: f('dh', R * d.I),
+    dg: f('dg', R * d.I),
+    du: f('du', R * d.I),
+    dattn: f('dattn', R * qd),
+    dsum: f('dsum', R * d.nH),
+    dq: f('dq', R * qd),
+    dk: f('dk', R * kvd),
+    dv: f('dv', R * kvd),
+    stepStats: f('step.stats', 4),
+  };
+}
