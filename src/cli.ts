@@ -7,6 +7,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from './errors.ts';
+import { registerDataCommands } from './data/pipeline/cli.ts';
 
 function num(name: string, min?: number, max?: number) {
   return (v: string) => {
@@ -162,12 +163,7 @@ export function buildProgram(): Command {
 
 async function main(): Promise<void> {
   const program = buildProgram();
-  try {
-    const { registerDataCommands } = await import('./data/pipeline/cli.ts');
-    registerDataCommands(program);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-  }
+  registerDataCommands(program);
   try {
     const { registerTrainCommand } = await import('./train/cli.ts');
     registerTrainCommand(program);
@@ -176,8 +172,9 @@ async function main(): Promise<void> {
   }
   try {
     await program.parseAsync(process.argv);
-    // Dawn keeps the event loop alive while a device exists: exit explicitly when done.
-    process.exit(0);
+    // Dawn keeps the event loop alive while a device exists: exit explicitly when done, keeping
+    // a code a command set (the data pipeline exits 2 when some items failed).
+    process.exit(process.exitCode ?? 0);
   } catch (e) {
     if (e instanceof UserError) {
       console.error(`wgpu-char: ${e.message}`);
