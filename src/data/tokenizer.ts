@@ -70,6 +70,23 @@ let wasmPromise: Promise<SpModule> | undefined;
 let modelFileCounter = 0;
 
 async function instantiateWasm(): Promise<SpModule> {
+  // The emscripten runtime installs process-wide 'uncaughtException' / 'unhandledRejection'
+  // handlers that rethrow, so Node prints the package's whole minified source (megabytes) for any
+  // later uncaught error of ours. Keep only the handlers that were there before it loaded.
+  const before = {
+    uncaughtException: process.listeners('uncaughtException'),
+    unhandledRejection: process.listeners('unhandledRejection'),
+  };
+  try {
+    return await instantiateWasmRaw();
+  } finally {
+    for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
+      for (const l of process.listeners(event)) if (!(before[event] as unknown[]).includes(l)) process.removeListener(event, l as never);
+    }
+  }
+}
+
+async function instantiateWasmRaw(): Promise<SpModule> {
   const { SentencePieceProcessor } = require('sentencepiece-js') as { SentencePieceProcessor: new () => SpWrapper };
   const wrapper = new SentencePieceProcessor();
   // The wrapper's only way to instantiate its wasm is `load(path)`, which reads the file into the
