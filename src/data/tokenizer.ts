@@ -80,9 +80,8 @@ async function instantiateWasm(): Promise<SpModule> {
   try {
     return await instantiateWasmRaw();
   } finally {
-    for (const event of ['uncaughtException', 'unhandledRejection'] as const) {
-      for (const l of process.listeners(event)) if (!(before[event] as unknown[]).includes(l)) process.removeListener(event, l as never);
-    }
+    for (const l of process.listeners('uncaughtException')) if (!before.uncaughtException.includes(l)) process.removeListener('uncaughtException', l);
+    for (const l of process.listeners('unhandledRejection')) if (!before.unhandledRejection.includes(l)) process.removeListener('unhandledRejection', l);
   }
 }
 

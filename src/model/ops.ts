@@ -127,28 +127,42 @@ export interface AttentionDims {
 }
 
 /**
- * Causal flash attention with GQA over the KV cache; saves LSE. Two configurations of the same
- * kernel (attention_fwd.wgsl header): many queries (training, prefill) give each thread one query
- * (QB = 64, KS = 1); one query (decode) spreads its keys over a whole workgroup (QB = 1, KS = 64).
+ * Tile shapes of the attention kernels (see their headers). Many queries (training, prefill):
+ * a workgroup takes QB·QR queries; on lavapipe every load is a per-lane gather, so each thread
+ * takes QR = 4 query rows to reuse each key load 4 times (3-4× faster there); on a GPU one row per
+ * thread and 64 threads. One query (decode): the keys are split over a 64-thread workgroup.
  */
-export class AttentionOp {
-  static readonly MANY = { QB: 64, KS: 1 };
-  static readonly ONE = { QB: 1, KS: 64 };
+export function attentionTiles(gpu: Gpu) {
+  const software = gpu.report.isSoftware;
+  return {
+    many: software ? { QB: 8, QR: 4, KS: 1 } : { QB: 64, QR: 1, KS: 1 },
+    one: { QB: 1, QR: 1, KS: 64 },
+    dq: software ? { QB: 8, QR: 4 } : { QB: 64, QR: 1 },
+    dkv: software ? { SB: 8, SR: 4 } : { SB: 64, SR: 1 },
+  };
+}
 
-  private constructor(private readonly many: Op, private readonly one: Op) {}
+/** Causal flash attention with GQA over the KV cache; saves LSE (kernels/attention_fwd.wgsl). */
+export class AttentionOp {
+  private constructor(
+    private readonly many: Op,
+    private readonly one: Op,
+    private readonly tiles: ReturnType<typeof attentionTiles>,
+  ) {}
 
   static async create(gpu: Gpu, q: GpuBuffer, k: GpuBuffer, v: GpuBuffer, out: GpuBuffer, lse: GpuBuffer): Promise<AttentionOp> {
-    const make = (constants: { QB: number; KS: number }) =>
+    const tiles = attentionTiles(gpu);
+    const make = (constants: Record<string, number>) =>
       Op.create(gpu, { kernel: 'attention_fwd.wgsl', constants, params: 'uuuuuuuf', bindings: [q, k, v, out, lse], label: `attention:${k.label}` });
-    return new AttentionOp(await make(AttentionOp.MANY), await make(AttentionOp.ONE));
+    return new AttentionOp(await make(tiles.many), await make(tiles.one), tiles);
   }
 
   record(rec: Recorder, d: AttentionDims): void {
     const single = d.T === 1;
     const op = single ? this.one : this.many;
-    const QB = single ? AttentionOp.ONE.QB : AttentionOp.MANY.QB;
+    const t = single ? this.tiles.one : this.tiles.many;
     op.setParams([d.B, d.T, d.Tmax, d.pos0, d.nH, d.nKV, d.hd, 1 / Math.sqrt(d.hd)]);
-    rec.dispatch(op, Math.ceil(d.T / QB), d.nH, d.B);
+    rec.dispatch(op, Math.ceil(d.T / (t.QB * t.QR)), d.nH, d.B);
   }
 }
 
@@ -371,31 +385,30 @@ export class RopeBackwardOp {
 
 /** Flash-attention backward: D = rowsum(dO∘O), then dQ, then dK/dV (three owner-computes passes). */
 export class AttentionBackwardOp {
-  static readonly WG = 64;
-  private constructor(private readonly prep: Op, private readonly dq: Op, private readonly dkv: Op) {}
+  static readonly PREP_WG = 64;
+  private constructor(private readonly prep: Op, private readonly dq: Op, private readonly dkv: Op, private readonly tiles: ReturnType<typeof attentionTiles>) {}
 
   static async create(
     gpu: Gpu,
     b: { q: GpuBuffer; k: GpuBuffer; v: GpuBuffer; o: GpuBuffer; lse: GpuBuffer; dout: GpuBuffer; dsum: GpuBuffer; dq: GpuBuffer; dk: GpuBuffer; dv: GpuBuffer },
   ): Promise<AttentionBackwardOp> {
-    const WG = AttentionBackwardOp.WG;
-    const prep = await Op.create(gpu, { kernel: 'attention_bwd_prep.wgsl', constants: { WG }, params: 'uuu', bindings: [b.o, b.dout, b.dsum], label: 'attention_bwd_prep' });
-    const dq = await Op.create(gpu, { kernel: 'attention_bwd_dq.wgsl', constants: { QB: WG }, params: 'uuuuuuuf', bindings: [b.q, b.k, b.v, b.dout, b.lse, b.dsum, b.dq], label: 'attention_bwd_dq' });
-    const dkv = await Op.create(gpu, { kernel: 'attention_bwd_dkv.wgsl', constants: { SB: WG }, params: 'uuuuuuuf', bindings: [b.q, b.k, b.v, b.dout, b.lse, b.dsum, b.dk, b.dv], label: 'attention_bwd_dkv' });
-    return new AttentionBackwardOp(prep, dq, dkv);
+    const tiles = attentionTiles(gpu);
+    const prep = await Op.create(gpu, { kernel: 'attention_bwd_prep.wgsl', constants: { WG: AttentionBackwardOp.PREP_WG }, params: 'uuu', bindings: [b.o, b.dout, b.dsum], label: 'attention_bwd_prep' });
+    const dq = await Op.create(gpu, { kernel: 'attention_bwd_dq.wgsl', constants: tiles.dq, params: 'uuuuuuuf', bindings: [b.q, b.k, b.v, b.dout, b.lse, b.dsum, b.dq], label: 'attention_bwd_dq' });
+    const dkv = await Op.create(gpu, { kernel: 'attention_bwd_dkv.wgsl', constants: tiles.dkv, params: 'uuuuuuuf', bindings: [b.q, b.k, b.v, b.dout, b.lse, b.dsum, b.dk, b.dv], label: 'attention_bwd_dkv' });
+    return new AttentionBackwardOp(prep, dq, dkv, tiles);
   }
 
   record(rec: Recorder, d: AttentionDims): void {
-    const WG = AttentionBackwardOp.WG;
     const rows = d.B * d.T;
     this.prep.setParams([rows, d.nH, d.hd]);
-    const [px, py] = grid1d(Math.ceil((rows * d.nH) / WG));
+    const [px, py] = grid1d(Math.ceil((rows * d.nH) / AttentionBackwardOp.PREP_WG));
     rec.dispatch(this.prep, px, py);
     const p = [d.B, d.T, d.Tmax, d.pos0, d.nH, d.nKV, d.hd, 1 / Math.sqrt(d.hd)];
     this.dq.setParams(p);
-    rec.dispatch(this.dq, Math.ceil(d.T / WG), d.nH, d.B);
+    rec.dispatch(this.dq, Math.ceil(d.T / (this.tiles.dq.QB * this.tiles.dq.QR)), d.nH, d.B);
     this.dkv.setParams(p);
-    rec.dispatch(this.dkv, Math.ceil(d.Tmax / WG), d.nKV, d.B);
+    rec.dispatch(this.dkv, Math.ceil(d.Tmax / (this.tiles.dkv.SB * this.tiles.dkv.SR)), d.nKV, d.B);
   }
 }
 
