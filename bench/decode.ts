@@ -44,7 +44,7 @@ async function main() {
   const gpu = await acquireGpu();
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   console.log(`machine: ${describeGpu(gpu)}; CPU ${cpu} × ${cpus().length}`);
-  const model = LlamaModel.load(gpu, values.model!, values.dtype as 'bf16' | 'f32');
+  const model = await LlamaModel.load(gpu, values.model!, values.dtype as 'bf16' | 'f32');
   const tok = await Tokenizer.load(`${values.model}/tokenizer.model`);
   const gen = await Generator.create(model, tok, {});
   // The same fixed prompt ids as bench/torch_llama.py: BOS then a deterministic sequence.

@@ -40,7 +40,7 @@ async function loadModel(dir: string, dtype: 'bf16' | 'f32', quiet = false) {
   if (!quiet) console.error(`wgpu-char: GPU ${describeGpu(gpu)}`);
   if (gpu.report.isSoftware && !quiet) console.error('wgpu-char: note: software adapter (lavapipe on the CPU): expect CPU speeds');
   const tokenizer = await Tokenizer.load(tokPath);
-  const model = LlamaModel.load(gpu, dir, dtype);
+  const model = await LlamaModel.load(gpu, dir, dtype);
   return { gpu, model, tokenizer };
 }
 

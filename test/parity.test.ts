@@ -85,7 +85,7 @@ describe.skipIf(!gpu)('LLaMA forward vs PyTorch (test/fixtures/llama-tiny)', () 
     const want = dtype === 'f32' ? golden.logits : golden.logits_bf16;
     const tol = dtype === 'f32' ? PARITY.logitsF32 : PARITY.logitsBf16;
     it(`${dtype}: full-sequence logits within ${tol} (normwise)`, async () => {
-      const model = LlamaModel.load(gpu!, dir, dtype);
+      const model = await LlamaModel.load(gpu!, dir, dtype);
       for (let s = 0; s < golden.input_ids.length; s++) {
         const err = normwiseError(await logitsAllRows(model, golden.input_ids[s]), want[s]);
         console.log(`parity ${dtype} seq ${s} (T=${golden.input_ids[s].length}): normwise max error ${err.toExponential(3)}`);
@@ -94,7 +94,7 @@ describe.skipIf(!gpu)('LLaMA forward vs PyTorch (test/fixtures/llama-tiny)', () 
       model.destroy();
     });
     it(`${dtype}: prefill + KV-cache decode gives the same logits`, async () => {
-      const model = LlamaModel.load(gpu!, dir, dtype);
+      const model = await LlamaModel.load(gpu!, dir, dtype);
       const ids = golden.input_ids[0];
       const err = normwiseError(await logitsByDecode(model, ids, 5), want[0]);
       console.log(`parity ${dtype} decode: normwise max error ${err.toExponential(3)}`);

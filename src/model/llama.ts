@@ -17,7 +17,7 @@
  *   x += h·Wdownᵀ
  * then xn = rmsnorm(x, model.norm) and logits = xn·lm_headᵀ for the rows asked for.
  */
-import { createStorage, createStorageFrom, type GpuBuffer } from '../gpu/buffers.ts';
+import { createStorage, createStorageFrom, withGpuErrorCheck, type GpuBuffer } from '../gpu/buffers.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { Recorder } from '../gpu/kernels.ts';
 import { ropeTable } from '../gpu/rope-table.ts';
@@ -100,13 +100,16 @@ export class LlamaModel {
     return new LlamaModel(gpu, cfg, table, new ParamBuffers(gpu, table, dtype, `weights.${dtype}`));
   }
 
-  /** Loads a HF LLaMA directory (config.json + model.safetensors or shards), one tensor at a time. */
-  static load(gpu: Gpu, dir: string, dtype: ElemType): LlamaModel {
+  /**
+   * Loads a HF LLaMA directory (config.json + model.safetensors or shards), one tensor at a time
+   * (a 7B checkpoint never sits in host memory whole). Running out of GPU memory is one clear error.
+   */
+  static async load(gpu: Gpu, dir: string, dtype: ElemType): Promise<LlamaModel> {
     const cfg = loadLlamaConfig(dir);
     const st = SafetensorsModel.open(dir);
     try {
       checkLlamaTensors(st, cfg);
-      const model = LlamaModel.allocate(gpu, cfg, dtype);
+      const model = await withGpuErrorCheck(gpu, `${dir}: allocating the ${dtype} weights`, () => LlamaModel.allocate(gpu, cfg, dtype));
       for (const s of llamaWeightSpecs(cfg)) {
         const data = dtype === 'f32' ? st.readF32(s.name) : st.readBf16(s.name);
         model.weights.uploadTensor(model.table.get(s.name), data);

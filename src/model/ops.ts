@@ -325,13 +325,14 @@ export class LinearGradWeightOp {
 export class RmsNormBackwardOp {
   private constructor(private readonly input: Op, private readonly weight: Op, private readonly cols: number) {}
 
-  static async create(gpu: Gpu, wF32: WeightRef, gradW: WeightRef, dy: GpuBuffer, x: GpuBuffer, rstd: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<RmsNormBackwardOp> {
+  /** `w` must be the weight the forward read (bf16 or f32), so dx is the exact gradient of the forward that ran. */
+  static async create(gpu: Gpu, w: WeightRef, gradW: WeightRef, dy: GpuBuffer, x: GpuBuffer, rstd: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<RmsNormBackwardOp> {
     const input = await Op.create(gpu, {
       kernel: 'rmsnorm_bwd.wgsl',
-      constants: { ACCUMULATE: accumulate },
+      constants: { ACCUMULATE: accumulate, W_BF16: w.buffers.elem === 'bf16' },
       params: 'uu',
-      bindings: [dy, x, wF32.buffers.binding(wF32.entry.chunks[0]), rstd, dx],
-      label: `rmsnorm_bwd:${wF32.entry.spec.name}`,
+      bindings: [dy, x, w.buffers.binding(w.entry.chunks[0]), rstd, dx],
+      label: `rmsnorm_bwd:${w.entry.spec.name}`,
     });
     const weight = await Op.create(gpu, {
       kernel: 'rmsnorm_bwd_weight.wgsl',
@@ -340,7 +341,7 @@ export class RmsNormBackwardOp {
       bindings: [dy, x, rstd, gradW.buffers.binding(gradW.entry.chunks[0])],
       label: `rmsnorm_bwd_weight:${gradW.entry.spec.name}`,
     });
-    return new RmsNormBackwardOp(input, weight, wF32.entry.cols);
+    return new RmsNormBackwardOp(input, weight, w.entry.cols);
   }
 
   record(rec: Recorder, rows: number): void {

@@ -173,6 +173,20 @@ export class TrainStep implements TrainEngine {
 
   static async create(opts: TrainStepOptions): Promise<TrainStep> {
     const gpu = await acquireGpu();
+    gpu.device.pushErrorScope('out-of-memory');
+    let step: TrainStep;
+    try {
+      step = await TrainStep.build(gpu, opts);
+    } finally {
+      const oom = await gpu.device.popErrorScope();
+      if (oom) {
+        throw new UserError(`out of GPU memory setting up training (${oom.message}): ${gpu.allocatedBytes} bytes allocated; try a smaller --max-len or --batch-size, --dtype bf16, or --checkpointing`);
+      }
+    }
+    return step;
+  }
+
+  private static async build(gpu: Gpu, opts: TrainStepOptions): Promise<TrainStep> {
     const cfg = loadLlamaConfig(opts.modelDir);
     const model = LlamaModel.allocate(gpu, cfg, opts.dtype);
     const table = model.table;
@@ -202,7 +216,6 @@ export class TrainStep implements TrainEngine {
     }
     const b = allocateShared(gpu, d, R, opts.checkpointing);
     const W = (name: string): WeightRef => ({ entry: table.get(name), buffers: model.weights });
-    const M32 = (name: string): WeightRef => ({ entry: table.get(name), buffers: master });
     const G = (name: string): WeightRef => ({ entry: table.get(name), buffers: grads });
 
     const embed = await EmbeddingOp.create(gpu, W('model.embed_tokens.weight'), b.ids, b.saved[0]);
@@ -236,7 +249,7 @@ export class TrainStep implements TrainEngine {
         upIn: await LinearGradInputOp.create(gpu, W(n.up), b.du, b.dxn, true),
         gateW: await LinearGradWeightOp.create(gpu, G(n.gate), b.dg, a.xn2),
         upW: await LinearGradWeightOp.create(gpu, G(n.up), b.du, a.xn2),
-        postNorm: await RmsNormBackwardOp.create(gpu, M32(n.postNorm), G(n.postNorm), b.dxn, a.xmid, a.rstd2, b.dx, true),
+        postNorm: await RmsNormBackwardOp.create(gpu, W(n.postNorm), G(n.postNorm), b.dxn, a.xmid, a.rstd2, b.dx, true),
         oIn: await LinearGradInputOp.create(gpu, W(n.o), b.dx, b.dattn, false),
         oW: await LinearGradWeightOp.create(gpu, G(n.o), b.dx, a.attn),
         attention: await AttentionBackwardOp.create(gpu, { q: a.q, k: a.k, v: a.v, o: a.attn, lse: a.lse, dout: b.dattn, dsum: b.dsum, dq: b.dq, dk: b.dk, dv: b.dv }),
@@ -248,11 +261,11 @@ export class TrainStep implements TrainEngine {
         qW: await LinearGradWeightOp.create(gpu, G(n.q), b.dq, a.xn1),
         kW: await LinearGradWeightOp.create(gpu, G(n.k), b.dk, a.xn1),
         vW: await LinearGradWeightOp.create(gpu, G(n.v), b.dv, a.xn1),
-        inNorm: await RmsNormBackwardOp.create(gpu, M32(n.inNorm), G(n.inNorm), b.dxn, xin, a.rstd1, b.dx, true),
+        inNorm: await RmsNormBackwardOp.create(gpu, W(n.inNorm), G(n.inNorm), b.dxn, xin, a.rstd1, b.dx, true),
       });
     }
     const finalNorm = await RmsNormOp.create(gpu, W('model.norm.weight'), b.saved[d.L], b.xnF, b.rstdF, d.eps);
-    const finalNormB = await RmsNormBackwardOp.create(gpu, M32('model.norm.weight'), G('model.norm.weight'), b.dxnF, b.saved[d.L], b.rstdF, b.dx, false);
+    const finalNormB = await RmsNormBackwardOp.create(gpu, W('model.norm.weight'), G('model.norm.weight'), b.dxnF, b.saved[d.L], b.rstdF, b.dx, false);
 
     const headName = cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
     const chunkRows = logitsChunkRows(gpu.maxBindingBytes, d.V, R);
