@@ -1,0 +1,133 @@
+/**
+ * Matmul throughput: GFLOP/s (2·M·N·K per product) of every matmul kernel variant this device
+ * runs, per direction, at 1024³ and at LLaMA-ish shapes, with bf16 and f32 weights.
+ *
+ *   npx tsx bench/matmul.ts [--runs 5] [--quick]
+ *
+ * Each measurement submits `reps` identical dispatches in one encoder (enough for ~0.2 GFLOP, so
+ * submit overhead does not dominate small shapes) and waits with onSubmittedWorkDone; the table
+ * shows the median over --runs measurements after one warm-up. `*` marks the variant that
+ * matmulKernelFor picks. Timings on a shared CPU (lavapipe) vary ±15% or more between runs.
+ */
+import { acquireGpu, describeGpu, type Gpu } from '../src/gpu/device.ts';
+import { createStorage, createStorageFrom, type GpuBuffer } from '../src/gpu/buffers.ts';
+import { Op, Recorder } from '../src/gpu/kernels.ts';
+import { MATMUL_PARAMS, matmulKernelFor, matmulParams, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/gpu/matmul.ts';
+import { f32ArrayToBf16 } from '../src/util/bf16.ts';
+import { randomNormal } from '../src/util/random.ts';
+
+interface Shape {
+  label: string;
+  M: number;
+  N: number;
+  K: number;
+}
+
+// dim 1024, ffn 2816 (LLaMA's 8/3·dim rounded up to a multiple of 256), 512 rows (batch 2 × 256);
+// plus one decode step (M = 1) for the forward.
+const SHAPES: Shape[] = [
+  { label: 'cube', M: 1024, N: 1024, K: 1024 },
+  { label: 'attn proj', M: 512, N: 1024, K: 1024 },
+  { label: 'ffn up', M: 512, N: 2816, K: 1024 },
+  { label: 'ffn down', M: 512, N: 1024, K: 2816 },
+  { label: 'decode', M: 1, N: 1024, K: 1024 },
+];
+const QUICK_SHAPES = SHAPES.filter((s) => s.label === 'cube' || s.label === 'decode');
+
+function parseArgs(argv: string[]): { runs: number; quick: boolean } {
+  let runs = 5;
+  let quick = false;
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--runs') runs = Number(argv[++i]);
+    else if (argv[i] === '--quick') quick = true;
+    else throw new Error(`unknown argument ${argv[i]} (usage: npx tsx bench/matmul.ts [--runs N] [--quick])`);
+  }
+  if (!(runs >= 1)) throw new Error('--runs must be ≥ 1');
+  return { runs, quick };
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const h = s.length >> 1;
+  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
+}
+
+/** Median seconds per product of `mk` at this shape. */
+async function timeKernel(gpu: Gpu, dir: MatmulDirection, mk: MatmulKernel, shape: Shape, bf16: boolean, runs: number): Promise<number> {
+  const { M, N, K } = shape;
+  const x = randomNormal(M * K, 1);
+  const dy = randomNormal(M * N, 2);
+  const wf = randomNormal(N * K, 3, 0.05);
+  const w = bf16 ? f32ArrayToBf16(wf) : wf;
+  const bufs: GpuBuffer[] = [];
+  const make = (label: string, data: ArrayBufferView) => {
+    const b = createStorageFrom(gpu, label, data);
+    bufs.push(b);
+    return b;
+  };
+  const out = (label: string, n: number) => {
+    const b = createStorage(gpu, label, n * 4);
+    bufs.push(b);
+    return b;
+  };
+  try {
+    const bindings =
+      dir === 'fwd' ? [make('x', x), make('w', w), out('y', M * N)] :
+      dir === 'bwd_input' ? [make('dy', dy), make('w', w), out('dx', M * K)] :
+      [make('dy', dy), make('x', x), out('dw', N * K)];
+    const constants = { ...mk.constants, ACCUMULATE: false, ...(dir === 'bwd_weight' ? {} : { W_BF16: bf16 }) };
+    const op = await Op.create(gpu, { kernel: mk.kernel, constants, bindings, params: MATMUL_PARAMS });
+    op.setParams(matmulParams({ M, N, K }));
+    const [gx, gy] = mk.grid(M, N, K);
+    const reps = Math.max(1, Math.ceil(2e8 / (2 * M * N * K)));
+    const times: number[] = [];
+    for (let r = 0; r <= runs; r++) {
+      const t0 = performance.now();
+      const rec = new Recorder(gpu, 'bench');
+      for (let i = 0; i < reps; i++) rec.dispatch(op, gx, gy);
+      rec.submit();
+      await gpu.device.queue.onSubmittedWorkDone();
+      if (r > 0) times.push((performance.now() - t0) / 1000 / reps); // r = 0 is the warm-up
+    }
+    return median(times);
+  } finally {
+    for (const b of bufs) b.destroy();
+  }
+}
+
+async function main(): Promise<void> {
+  const { runs, quick } = parseArgs(process.argv.slice(2));
+  const gpu = await acquireGpu();
+  console.log(`machine: ${describeGpu(gpu)}; subgroups: ${gpu.hasSubgroups ? `yes (size ${gpu.report.subgroupSize ?? '?'})` : 'no'}`);
+  console.log(`median of ${runs} runs; GFLOP/s = 2·M·N·K / time; * = matmulKernelFor's pick\n`);
+  const dirs: MatmulDirection[] = ['fwd', 'bwd_input', 'bwd_weight'];
+  const shapes = quick ? QUICK_SHAPES : SHAPES;
+  console.log(['direction', 'kernel', 'W', ...shapes.map((s) => `${s.label} ${s.M}x${s.N}x${s.K}`)].join('\t'));
+  for (const dir of dirs) {
+    const picked = matmulKernelFor(gpu, dir);
+    for (const mk of matmulVariants(gpu, dir)) {
+      const mark = mk.kernel === picked.kernel ? '*' : ' ';
+      for (const bf16 of dir === 'bwd_weight' ? [false] : [true, false]) {
+        const cells: string[] = [];
+        for (const shape of shapes) {
+          if (shape.M === 1 && dir !== 'fwd') {
+            cells.push('-');
+            continue;
+          }
+          // Decode runs the variant matmulKernelFor picks for one row.
+          const kernel = shape.M === 1 && mk.kernel === picked.kernel ? matmulKernelFor(gpu, dir, 1) : mk;
+          const sec = await timeKernel(gpu, dir, kernel, shape, bf16, runs);
+          cells.push(((2 * shape.M * shape.N * shape.K) / sec / 1e9).toFixed(2));
+        }
+        const w = dir === 'bwd_weight' ? 'f32 X' : bf16 ? 'bf16' : 'f32';
+        console.log([dir, `${mark}${mk.kernel}`, w, ...cells].join('\t'));
+      }
+    }
+  }
+  process.exit(0);
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

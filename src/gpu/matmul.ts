@@ -1,0 +1,125 @@
+/**
+ * Which matmul kernel to run, with which tile constants and grid, so the model code never needs
+ * to know tile sizes. All matmul kernels share one Params layout and one binding order per
+ * direction (see the kernel headers):
+ *
+ *   params  MATMUL_PARAMS = 'uuuuuuu': [M, N, K, x_offset, w_offset, y_offset, ldy] (elements)
+ *   fwd         bindings (x, w, y):   y[y_offset + m·ldy + n]  =/+=  Σ_k x[m, k] · w[n, k]
+ *   bwd_input   bindings (dy, w, dx): dx[x_offset + m·K + k]   =/+=  Σ_n dy[m, n] · w[n, k]
+ *   bwd_weight  bindings (dy, x, dw): dw[w_offset + n·K + k]   =/+=  Σ_m dy[m, n] · x[m, k]
+ *   The caller adds W_BF16 (fwd, bwd_input) and ACCUMULATE to `constants`.
+ *
+ * Usage:
+ *   const mk = matmulKernelFor(gpu, 'fwd');
+ *   const op = await Op.create(gpu, { kernel: mk.kernel, constants: { ...mk.constants, W_BF16: true, ACCUMULATE: false },
+ *                                     bindings: [x, w, y], params: MATMUL_PARAMS });
+ *   op.setParams(matmulParams({ M, N, K, ldy: N }));  rec.dispatch(op, ...mk.grid(M, N, K));
+ */
+import type { Gpu } from './device.ts';
+import type { OverrideConstants } from './kernels.ts';
+
+export type MatmulDirection = 'fwd' | 'bwd_input' | 'bwd_weight';
+
+export const MATMUL_PARAMS = 'uuuuuuu';
+
+export interface MatmulShape {
+  M: number;
+  N: number;
+  K: number;
+  xOffset?: number;
+  wOffset?: number;
+  yOffset?: number;
+  /** Row stride of Y / dY in elements; defaults to N. */
+  ldy?: number;
+}
+
+/** The Params values in MATMUL_PARAMS order. */
+export function matmulParams(s: MatmulShape): number[] {
+  const ldy = s.ldy ?? s.N;
+  if (ldy < s.N) throw new Error(`matmul: ldy ${ldy} < N ${s.N}`);
+  return [s.M, s.N, s.K, s.xOffset ?? 0, s.wOffset ?? 0, s.yOffset ?? 0, ldy];
+}
+
+export interface MatmulKernel {
+  kernel: string;
+  /** Tile constants; add W_BF16 / ACCUMULATE to them. */
+  constants: OverrideConstants;
+  /** Workgroup counts (x, y) for a product of these sizes (M rows, N out features, K in features). */
+  grid(M: number, N: number, K: number): [number, number];
+}
+
+const ceilDiv = (a: number, b: number) => Math.ceil(a / b);
+
+// Classic tiling: 16×16 invocations × 4×4 outputs = 64×64 tiles (kernels/include/matmul_tiled.wgsl).
+const TILED = { WG_M: 16, WG_N: 16, RM: 4, RN: 4, TILE_S: 16 };
+const TILE_M = TILED.WG_M * TILED.RM;
+const TILE_N = TILED.WG_N * TILED.RN;
+
+/** The classic shared-memory tiled kernel of a direction: runs on every WebGPU device. */
+export function matmulTiled(dir: MatmulDirection): MatmulKernel {
+  const constants = { ...TILED };
+  switch (dir) {
+    case 'fwd':
+      return { kernel: 'matmul_fwd.wgsl', constants, grid: (M, N) => [ceilDiv(N, TILE_N), ceilDiv(M, TILE_M)] };
+    case 'bwd_input':
+      return { kernel: 'matmul_bwd_input.wgsl', constants, grid: (M, _N, K) => [ceilDiv(K, TILE_N), ceilDiv(M, TILE_M)] };
+    case 'bwd_weight':
+      return { kernel: 'matmul_bwd_weight.wgsl', constants, grid: (_M, N, K) => [ceilDiv(K, TILE_N), ceilDiv(N, TILE_M)] };
+  }
+}
+
+// Subgroup variant: WG invocations × 4 columns, ROWS rows per workgroup
+// (kernels/include/matmul_subgroup.wgsl). ROWS trades B loads per FMA against idle rows when M is
+// small (decode, M = 1: one row).
+const SUBGROUP = { WG: 64, ROWS: 16 };
+const SUBGROUP_MAX_ROWS = 32;
+
+/**
+ * The barrier-free subgroup-broadcast kernel of a direction. `rows` (1 ..32) is how many rows of
+ * the output one workgroup computes: default 16; pass a small M (decode) to skip idle rows.
+ */
+export function matmulSubgroup(dir: MatmulDirection, rows = SUBGROUP.ROWS): MatmulKernel {
+  if (!(rows >= 1 && rows <= SUBGROUP_MAX_ROWS && Number.isInteger(rows))) {
+    throw new Error(`matmulSubgroup: rows ${rows} must be an integer in [1, ${SUBGROUP_MAX_ROWS}]`);
+  }
+  const constants = { WG: SUBGROUP.WG, ROWS: rows };
+  const cols = 4 * SUBGROUP.WG;
+  switch (dir) {
+    case 'fwd':
+      return { kernel: 'matmul_fwd_subgroup.wgsl', constants, grid: (M, N) => [ceilDiv(N, cols), ceilDiv(M, rows)] };
+    case 'bwd_input':
+      return { kernel: 'matmul_bwd_input_subgroup.wgsl', constants, grid: (M, _N, K) => [ceilDiv(K, cols), ceilDiv(M, rows)] };
+    case 'bwd_weight':
+      return { kernel: 'matmul_bwd_weight_subgroup.wgsl', constants, grid: (_M, N, K) => [ceilDiv(K, cols), ceilDiv(N, rows)] };
+  }
+}
+
+/**
+ * Whether the subgroup kernels can run here: the device has the `subgroups` feature and its
+ * subgroups have at least 8 invocations (the kernels broadcast from lanes 0..7). An adapter
+ * that does not report its subgroup size is trusted (WebGPU implementations with subgroups use ≥ 8
+ * on every desktop GPU and on lavapipe).
+ */
+export function canUseSubgroupMatmul(gpu: Gpu): boolean {
+  const size = gpu.report.subgroupSize;
+  return gpu.hasSubgroups && (size === null || size >= 8);
+}
+
+/** Every kernel variant of a direction this device can run (tests check each; the bench times each). */
+export function matmulVariants(gpu: Gpu, dir: MatmulDirection): MatmulKernel[] {
+  const variants = [matmulTiled(dir)];
+  if (canUseSubgroupMatmul(gpu)) variants.push(matmulSubgroup(dir));
+  return variants;
+}
+
+/**
+ * The kernel to use for a direction on this device: the subgroup variant when the device has
+ * subgroups (2-3× faster than the tiled one on lavapipe), else the tiled one. `rowsHint` is the
+ * M of the products it will run (decode: 1); the subgroup variant then computes that many rows
+ * per workgroup instead of 16.
+ */
+export function matmulKernelFor(gpu: Gpu, dir: MatmulDirection, rowsHint?: number): MatmulKernel {
+  if (!canUseSubgroupMatmul(gpu)) return matmulTiled(dir);
+  const rows = rowsHint === undefined ? SUBGROUP.ROWS : Math.max(1, Math.min(SUBGROUP.ROWS, Math.floor(rowsHint)));
+  return matmulSubgroup(dir, rows);
+}

@@ -1,0 +1,168 @@
+import { describe, expect, it } from 'vitest';
+import { matmulBackward, matmulForward } from '../src/reference/matmul.ts';
+import { MATMUL_PARAMS, canUseSubgroupMatmul, matmulParams, matmulSubgroup, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/gpu/matmul.ts';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/util/bf16.ts';
+import { randomNormal } from '../src/util/random.ts';
+import { TOL } from './tolerances.ts';
+import { expectClose } from './util/compare.ts';
+import { dot, finiteDiffGrad } from './util/finite-diff.ts';
+import { bufferFrom, gpu, readF32, runOnce } from './util/gpu.ts';
+
+// [M, N, K]: odd sizes that cross the 64-wide tiles (and the subgroup kernel's 16-row / 256-column
+// blocks and 8-step reduction chunks) unevenly, a tile-aligned size, a single-row (decode) product,
+// and a long reduction over M for the weight gradient (M is its sum axis).
+const SIZES: [number, number, number][] = [
+  [7, 45, 67],
+  [3, 121, 45],
+  [33, 67, 121],
+  [64, 64, 64],
+  [1, 300, 40],
+  [300, 20, 33],
+];
+
+// Offsets and padding used in the "+=" cases: odd element offsets (an odd w_offset puts bf16 rows
+// on odd halves of words) and ldy > N. The "=" cases use zero offsets and ldy = N.
+const OFFSETS = { xOffset: 3, wOffset: 5, yOffset: 7, ldyPad: 3 };
+
+// NaN elements after the guard row, so that reads clamped to the end of the binding see NaN too.
+const GUARD = 9;
+
+interface Case {
+  M: number;
+  N: number;
+  K: number;
+  bf16: boolean;
+  accumulate: boolean;
+}
+
+/**
+ * Inputs with NaN in every element the kernel must not read: offset prefixes, ldy padding, and a
+ * guard row past the end (a read one row or one element too far poisons the result).
+ */
+function makeInputs({ M, N, K, bf16, accumulate }: Case, seed: number) {
+  const off = accumulate ? OFFSETS : { xOffset: 0, wOffset: 0, yOffset: 0, ldyPad: 0 };
+  const ldy = N + off.ldyPad;
+  const x = randomNormal(M * K, seed);
+  const dy = randomNormal(M * N, seed + 1);
+  let w = randomNormal(N * K, seed + 2);
+  // The kernel sees bf16-rounded weights, so the reference does too.
+  if (bf16) w = bf16ArrayToF32(f32ArrayToBf16(w));
+
+  const xBuf = new Float32Array(off.xOffset + (M + 1) * K + GUARD).fill(NaN);
+  xBuf.set(x, off.xOffset);
+  const dyBuf = new Float32Array(off.yOffset + (M + 1) * ldy + GUARD).fill(NaN);
+  for (let m = 0; m < M; m++) dyBuf.set(dy.subarray(m * N, (m + 1) * N), off.yOffset + m * ldy);
+  let wBuf: Uint16Array | Float32Array;
+  if (bf16) {
+    wBuf = new Uint16Array(off.wOffset + (N + 1) * K + GUARD).fill(0x7fc0); // bf16 NaN
+    f32ArrayToBf16(w, wBuf.subarray(off.wOffset, off.wOffset + N * K));
+  } else {
+    wBuf = new Float32Array(off.wOffset + (N + 1) * K + GUARD).fill(NaN);
+    wBuf.set(w, off.wOffset);
+  }
+  const shape = { M, N, K, xOffset: off.xOffset, wOffset: off.wOffset, yOffset: off.yOffset, ldy };
+  return { x, dy, w, xBuf, dyBuf, wBuf, shape, off };
+}
+
+/**
+ * Runs one kernel on a pre-filled output buffer (random values everywhere, padding included) and
+ * returns [got, expected] over the whole buffer: the window is expected to be `result` (=) or
+ * `prefill + result` (+=), everything outside it untouched.
+ */
+async function runCase(dir: MatmulDirection, mk: MatmulKernel, c: Case, seed: number): Promise<[Float32Array, Float64Array]> {
+  const g = gpu!;
+  const { x, dy, w, xBuf, dyBuf, wBuf, shape, off } = makeInputs(c, seed);
+  const { M, N, K } = c;
+  // Output geometry: [rows, cols] window at `base` with row stride `ld` inside a buffer of `total`.
+  let rows: number, cols: number, ld: number, base: number, result: Float64Array;
+  if (dir === 'fwd') {
+    [rows, cols, ld, base, result] = [M, N, shape.ldy, off.yOffset, matmulForward(x, w, M, N, K)];
+  } else {
+    const ref = matmulBackward(dy, x, w, M, N, K);
+    if (dir === 'bwd_input') [rows, cols, ld, base, result] = [M, K, K, off.xOffset, ref.dx];
+    else [rows, cols, ld, base, result] = [N, K, K, off.wOffset, ref.dw];
+  }
+  const total = base + rows * ld + 5;
+  const prefill = randomNormal(total, seed + 3);
+  const expected = Float64Array.from(prefill);
+  for (let r = 0; r < rows; r++) {
+    for (let q = 0; q < cols; q++) {
+      const i = base + r * ld + q;
+      expected[i] = (c.accumulate ? prefill[i] : 0) + result[r * cols + q];
+    }
+  }
+  const out = bufferFrom(g, prefill, 'out');
+  const inputs =
+    dir === 'fwd' ? [bufferFrom(g, xBuf), bufferFrom(g, wBuf)] :
+    dir === 'bwd_input' ? [bufferFrom(g, dyBuf), bufferFrom(g, wBuf)] :
+    [bufferFrom(g, dyBuf), bufferFrom(g, xBuf)];
+  const constants = { ...mk.constants, ACCUMULATE: c.accumulate, ...(dir === 'bwd_weight' ? {} : { W_BF16: c.bf16 }) };
+  await runOnce(g, mk.kernel, {
+    constants,
+    params: [MATMUL_PARAMS, matmulParams(shape)],
+    bindings: [...inputs, out],
+    grid: mk.grid(M, N, K),
+  });
+  const got = await readF32(g, out, total);
+  for (const b of [...inputs, out]) b.destroy();
+  return [got, expected];
+}
+
+describe('matmul reference', () => {
+  it('backward matches float64 finite differences (dx and dw)', () => {
+    const [M, N, K] = [3, 5, 7];
+    const x = randomNormal(M * K, 1);
+    const w = randomNormal(N * K, 2);
+    const dy = randomNormal(M * N, 3);
+    const { dx, dw } = matmulBackward(dy, x, w, M, N, K);
+    const fdX = finiteDiffGrad((xx) => dot(dy, matmulForward(xx, w, M, N, K)), x);
+    const fdW = finiteDiffGrad((ww) => dot(dy, matmulForward(x, ww, M, N, K)), w);
+    expectClose(dx, fdX, TOL.finiteDiff, 'dx vs finite differences');
+    expectClose(dw, fdW, TOL.finiteDiff, 'dw vs finite differences');
+  });
+});
+
+const DIRECTIONS: MatmulDirection[] = ['fwd', 'bwd_input', 'bwd_weight'];
+
+describe.skipIf(!gpu)('matmul kernels', () => {
+  for (const dir of DIRECTIONS) {
+    for (const mk of gpu ? matmulVariants(gpu, dir) : []) {
+      describe(`${mk.kernel} ${JSON.stringify(mk.constants)}`, () => {
+        // bwd_weight has no W operand: its output dW is always f32.
+        for (const bf16 of dir === 'bwd_weight' ? [false] : [true, false]) {
+          for (const accumulate of [false, true]) {
+            it(`matches the reference (${dir === 'bwd_weight' ? '' : bf16 ? 'bf16 W, ' : 'f32 W, '}${accumulate ? '+= with offsets, ldy > N' : '='})`, async () => {
+              for (const [M, N, K] of SIZES) {
+                const [got, expected] = await runCase(dir, mk, { M, N, K, bf16, accumulate }, M * 7919 + N * 31 + K);
+                expectClose(got, expected, TOL.matmul, `${dir} M=${M} N=${N} K=${K}`);
+              }
+            });
+          }
+        }
+      });
+    }
+  }
+
+  // Fewer rows per workgroup (decode uses 1; 5 leaves a partial block at every M here): one
+  // combination each, the one with the most index arithmetic (bf16 W at odd offsets, +=).
+  for (const dir of DIRECTIONS) {
+    for (const rows of [1, 5]) {
+      it.skipIf(!gpu || !canUseSubgroupMatmul(gpu))(`${dir} subgroup kernel with ROWS=${rows} matches the reference`, async () => {
+        const mk = matmulSubgroup(dir, rows);
+        for (const [M, N, K] of SIZES) {
+          const [got, expected] = await runCase(dir, mk, { M, N, K, bf16: dir !== 'bwd_weight', accumulate: true }, M * 7919 + N * 31 + K);
+          expectClose(got, expected, TOL.matmul, `${mk.kernel} ROWS=${rows} M=${M} N=${N} K=${K}`);
+        }
+      });
+    }
+  }
+});
+
+it('test inputs are non-trivial (bf16 rounding changes the weights, NaN guards are in place)', () => {
+  const { w, wBuf, dyBuf } = makeInputs({ M: 3, N: 45, K: 7, bf16: true, accumulate: true }, 1);
+  const raw = randomNormal(45 * 7, 3);
+  expect(w.some((v, i) => v !== raw[i])).toBe(true);
+  expect(new Set(w).size).toBeGreaterThan(w.length / 2);
+  expect(wBuf[0]).toBe(0x7fc0);
+  expect(Number.isNaN(dyBuf[0])).toBe(true);
+});
