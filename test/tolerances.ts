@@ -68,6 +68,12 @@ export const TOL = {
   /** lr schedule vs torch LambdaLR + HF lambdas, both f64: only V8's Math.cos vs libm's cos may differ (1 ulp). */
   schedule: { atol: 0, rtol: 1e-14 },
   // --- model parity (logits / gradients / steps vs PyTorch fixtures) ---
+  /**
+   * `wgpu-char eval` vs the trainer's logged eval loss on the same f32 checkpoint and samples: the
+   * same kernels, but eval runs one sequence at a time while the trainer batches (padded rows change
+   * nothing but the f32 summation order of the loss), and the saved f32 weights are the master weights.
+   */
+  evalVsTrainerEval: { atol: 0, rtol: 1e-5 },
   // Training vs PyTorch (test/train-parity.test.ts; make_train_fixture.py runs 5 AdamW steps, lr 1e-3, in float64).
   /** Per-step loss, relative: the issue's bound. The f32 forward of ≤ 127 tokens (≤ 45-term dots, a 4000-way log-sum-exp) is ~1e-7 off; measured 1.7e-7 (f32) and 2e-7 (bf16 vs its exact simulation). */
   trainLoss: { atol: 0, rtol: 1e-4 },

@@ -9,7 +9,8 @@
  * Exit codes: 0 done, 1 user error, 130 stopped by Ctrl-C after saving a checkpoint.
  */
 import { type Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
+import { writeFileAtomic } from '../util/atomic.ts';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { loadLlamaConfig, type LlamaConfig } from '../model/config.ts';
@@ -165,6 +166,11 @@ export async function runTrainCommand(opts: TrainCliOptions, explicit: (key: str
 
   const data = { train, eval: evalSet, fingerprint: dataFingerprint([...train, ...evalSet]) };
   Trainer.check({ args, data, resume }); // before the (slow) engine set-up
+  if (evalSet.length > 0) {
+    // The held-out samples, so that `wgpu-char eval --data OUT/eval_data.jsonl --model OUT` reproduces the logged eval loss.
+    mkdirSync(args.out, { recursive: true });
+    writeFileAtomic(path.join(args.out, 'eval_data.jsonl'), split.eval.map((i) => JSON.stringify(loaded.texts[i]) + '\n').join(''));
+  }
 
   const longest = Math.max(...train.map((s) => s.ids.length), ...evalSet.map((s) => s.ids.length));
   const mod = await loadStep();

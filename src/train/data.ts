@@ -23,12 +23,15 @@ import { createHash } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 import { readPromptedFile, tokenizeSample, type TokenizedSample } from '../data/sft.ts';
+import type { PromptedSample } from '../data/prompted.ts';
 import { warmupSteps } from '../optim/schedule.ts';
 import { Rng } from '../util/random.ts';
 
 export interface LoadedData {
   /** Kept samples, in file order. */
   samples: TokenizedSample[];
+  /** The same samples as text (for writing the held-out set next to the model). */
+  texts: PromptedSample[];
   /** 1-based numbers (in the file) of the samples skipped because the prompt alone fills max-len. */
   skipped: number[];
   /** Kept samples that were cut at max-len (they lose their EOS target, as in the reference). */
@@ -41,6 +44,7 @@ export interface LoadedData {
 export function loadTrainData(file: string, tok: Tokenizer, maxLen: number): LoadedData {
   const raw = readPromptedFile(file);
   const samples: TokenizedSample[] = [];
+  const texts: PromptedSample[] = [];
   const skipped: number[] = [];
   let truncated = 0;
   raw.forEach((s, i) => {
@@ -51,8 +55,9 @@ export function loadTrainData(file: string, tok: Tokenizer, maxLen: number): Loa
     }
     if (t.truncated) truncated++;
     samples.push(t);
+    texts.push(s);
   });
-  return { samples, skipped, truncated, total: raw.length };
+  return { samples, texts, skipped, truncated, total: raw.length };
 }
 
 /** One line naming the skipped samples (the first 10 of them), or null when none was skipped. */
