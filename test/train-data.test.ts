@@ -62,7 +62,7 @@ describe('loadTrainData', () => {
   });
 
   it('lists at most 10 skipped samples in its message', () => {
-    const d = { samples: [], skipped: Array.from({ length: 13 }, (_, i) => i + 1), truncated: 0, total: 13 };
+    const d = { samples: [], texts: [], skipped: Array.from({ length: 13 }, (_, i) => i + 1), truncated: 0, total: 13 };
     expect(describeSkipped(d, 'f', 8)).toContain('#10, … (3 more)');
     expect(describeSkipped({ ...d, skipped: [] }, 'f', 8)).toBeNull();
   });
