@@ -59,22 +59,46 @@ function multiInterviews(file: string): Turn[][] {
     .map((l) => (JSON.parse(l) as { content: { turn_content: RawTurn[] }[] }).content.flatMap((c) => c.turn_content.map(clean)));
 }
 
-function pretrainCorpus(): PromptedSample[] {
-  const out: PromptedSample[] = [];
-  for (const f of files(path.join(root, 'seed_data', 'profiles'), '.txt')) {
-    for (const para of readFileSync(f, 'utf8').split(/\n\s*\n/)) {
-      const text = para.replace(/^# /, '').trim();
-      if (text.length > 0) out.push({ prompt: '', output: text });
+/** Max characters of one pretraining sample (~200 tokens of the 4k vocabulary: fits max-len 256 whole). */
+const CHUNK_CHARS = 800;
+
+/** Splits text into pieces of at most CHUNK_CHARS at line, then sentence, then word boundaries. */
+function chunks(text: string): string[] {
+  const out: string[] = [];
+  let cur = '';
+  const flush = () => {
+    if (cur.trim()) out.push(cur.trim());
+    cur = '';
+  };
+  for (const unit of text.split(/(?<=\n)|(?<=[.!?]) /)) {
+    if (cur.length + unit.length + 1 > CHUNK_CHARS) flush();
+    if (unit.length > CHUNK_CHARS) {
+      for (const w of unit.split(' ')) {
+        if (cur.length + w.length + 1 > CHUNK_CHARS) flush();
+        cur += (cur && !cur.endsWith('\n') ? ' ' : '') + w;
+      }
+    } else {
+      cur += (cur && !cur.endsWith('\n') ? ' ' : '') + unit.trimEnd();
+      if (unit.endsWith('\n')) cur += '\n';
     }
+  }
+  flush();
+  return out;
+}
+
+function pretrainCorpus(): PromptedSample[] {
+  const texts: string[] = [];
+  for (const f of files(path.join(root, 'seed_data', 'profiles'), '.txt')) {
+    for (const para of readFileSync(f, 'utf8').split(/\n\s*\n/)) texts.push(para.replace(/^# /, ''));
   }
   const results = path.join(root, 'gen_results');
   for (const f of files(path.join(results, 'interview_single'), '.json')) {
-    for (const q of singleInterviews(f)) out.push({ prompt: '', output: [q.question, ...q.reply.map((t) => t.content)].join('\n') });
+    for (const q of singleInterviews(f)) texts.push([q.question, ...q.reply.map((t) => t.content)].join('\n'));
   }
   for (const f of files(path.join(results, 'interview_turns'), '.jsonl')) {
-    for (const turns of multiInterviews(f)) out.push({ prompt: '', output: turns.map((t) => t.content).join('\n') });
+    for (const turns of multiInterviews(f)) texts.push(turns.map((t) => t.content).join('\n'));
   }
-  return out;
+  return texts.flatMap((t) => chunks(t.trim())).map((output) => ({ prompt: '', output }));
 }
 
 function beethovenPrompted(): PromptedSample[] {

@@ -1,5 +1,5 @@
 /**
- * The `wgpu-char` command. Subcommands: info, chat, generate, eval, train, data.
+ * The `wgpu-char` command. Subcommands: info, chat, generate, eval, train, serve, data.
  * A UserError (bad file, bad option, unreachable API) prints one line and exits 1; anything else
  * is a bug and prints its stack.
  */
@@ -8,6 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from './errors.ts';
 import { registerDataCommands } from './data/pipeline/cli.ts';
+import { registerServeCommand } from './gen/serve-cli.ts';
+import { registerTrainCommand } from './train/cli.ts';
 
 function num(name: string, min?: number, max?: number) {
   return (v: string) => {
@@ -164,12 +166,8 @@ export function buildProgram(): Command {
 async function main(): Promise<void> {
   const program = buildProgram();
   registerDataCommands(program);
-  try {
-    const { registerTrainCommand } = await import('./train/cli.ts');
-    registerTrainCommand(program);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
-  }
+  registerTrainCommand(program);
+  registerServeCommand(program);
   try {
     await program.parseAsync(process.argv);
     // Dawn keeps the event loop alive while a device exists: exit explicitly when done, keeping

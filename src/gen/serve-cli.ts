@@ -1,0 +1,103 @@
+/**
+ * `wgpu-char serve`: loads a model and serves it with the OpenAI-compatible API of serve.ts until
+ * SIGINT/SIGTERM. Registered on the program by `registerServeCommand(program)` (src/cli.ts).
+ *
+ *   wgpu-char serve --model runs/beethoven --model-name Beethoven-end --character Beethoven
+ *   wgpu-char data scenes ... --base-url http://127.0.0.1:8000/v1 --model Beethoven-end
+ */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.ts';
+import { fullNameOf } from './characters.ts';
+
+function intArg(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
+  return (v: string) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
+    return n;
+  };
+}
+
+function collect(v: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), v];
+}
+
+interface ServeOptions {
+  model: string;
+  host: string;
+  port: number;
+  modelName?: string[];
+  dtype: 'bf16' | 'f32';
+  context?: number;
+  character?: string;
+  fullName?: string;
+  userName: string;
+  quiet?: boolean;
+}
+
+export function registerServeCommand(program: Command): void {
+  program
+    .command('serve')
+    .description('OpenAI-compatible HTTP API over a model (as FastChat\'s openai_api_server): /v1/models, /v1/completions, /v1/chat/completions; one request at a time')
+    .requiredOption('--model <dir>', 'HF LLaMA directory (config.json, tokenizer.model, *.safetensors)')
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--port <n>', 'port (0 = any free port)', intArg('--port', 0, 65535), 8000)
+    .option('--model-name <name>', 'name clients use as `model` (repeat for aliases; default: the directory\'s basename)', collect)
+    .addOption(new Option('--dtype <dtype>', 'weights on the GPU: bf16 (default, f32 accumulate) or f32 (exact)').choices(['bf16', 'f32']).default('bf16'))
+    .option('--context <n>', 'context length in tokens (default: the model\'s max_position_embeddings)', intArg('--context', 2))
+    .option('--character <name>', 'character (short name) for chat requests that name none, neither by a `character` field nor by the system message\'s meta prompt')
+    .option('--full-name <name>', 'full name of --character for the meta prompt (known for the paper\'s characters)')
+    .option('--user-name <name>', 'speaker name of user messages in the chat prompt', 'Man')
+    .option('--quiet', 'no per-request log lines on stderr')
+    .action(async (opts: ServeOptions) => {
+      if (!existsSync(opts.model)) throw new UserError(`${opts.model}: no such model directory`);
+      const tokPath = path.join(opts.model, 'tokenizer.model');
+      if (!existsSync(tokPath)) throw new UserError(`${tokPath}: missing (the model directory needs its sentencepiece tokenizer.model)`);
+      if (opts.fullName !== undefined && opts.character === undefined) throw new UserError('--full-name needs --character');
+      const { acquireGpu, describeGpu } = await import('../gpu/device.ts');
+      const { LlamaModel } = await import('../model/llama.ts');
+      const { Tokenizer } = await import('../data/tokenizer.ts');
+      const { Generator } = await import('./generate.ts');
+      const { startServer } = await import('./serve.ts');
+
+      const gpu = await acquireGpu();
+      console.error(`wgpu-char: GPU ${describeGpu(gpu)}`);
+      if (gpu.report.isSoftware) console.error('wgpu-char: note: software adapter (lavapipe on the CPU): expect CPU speeds');
+      const tokenizer = await Tokenizer.load(tokPath);
+      const model = await LlamaModel.load(gpu, opts.model, opts.dtype);
+      const generator = await Generator.create(model, tokenizer, { contextLength: opts.context });
+      const modelName = opts.modelName ?? [path.basename(path.resolve(opts.model))];
+
+      let server;
+      try {
+        server = await startServer({
+          generator,
+          modelName,
+          host: opts.host,
+          port: opts.port,
+          character: opts.character ? { name: opts.character, full_name: fullNameOf(opts.character, opts.fullName) } : undefined,
+          userName: opts.userName,
+          log: opts.quiet ? undefined : (line) => console.error(`wgpu-char: ${line}`),
+        });
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE') throw new UserError(`${opts.host}:${opts.port}: address already in use (give another --port)`);
+        if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') throw new UserError(`${opts.host}:${opts.port}: cannot listen there (${code})`);
+        throw e;
+      }
+      console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}; requests are served one at a time; Ctrl-C to stop`);
+
+      // The command ends (and src/cli.ts exits the process) when a signal asks for it.
+      await new Promise<void>((resolve) => {
+        const stop = (signal: string) => {
+          console.error(`wgpu-char: ${signal}: stopping`);
+          resolve();
+        };
+        process.once('SIGINT', () => stop('SIGINT'));
+        process.once('SIGTERM', () => stop('SIGTERM'));
+      });
+      await server.close();
+      generator.destroy();
+    });
+}
