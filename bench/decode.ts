@@ -11,7 +11,7 @@
  */
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { realpathSync } from 'node:fs';
+import { debianBlas } from './machine.ts';
 import { parseArgs } from 'node:util';
 import { acquireGpu, describeGpu } from '../src/gpu/device.ts';
 import { LlamaModel } from '../src/model/llama.ts';
@@ -19,15 +19,6 @@ import { Tokenizer } from '../src/data/tokenizer.ts';
 import { Generator } from '../src/gen/generate.ts';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
-/** Which BLAS Debian's torch will load (libblas.so.3 is an alternatives link). */
-export function debianBlas(): string {
-  try {
-    return realpathSync('/usr/lib/x86_64-linux-gnu/libblas.so.3').includes('openblas') ? 'OpenBLAS (libopenblas0-pthread)' : 'reference BLAS';
-  } catch {
-    return 'unknown BLAS';
-  }
-}
 
 async function main() {
   const { values } = parseArgs({
