@@ -46,6 +46,10 @@ function parseArgs(argv: string[]): { runs: number; quick: boolean } {
   return { runs, quick };
 }
 
+function sameKernel(a: MatmulKernel, b: MatmulKernel): boolean {
+  return a.kernel === b.kernel && JSON.stringify(a.constants) === JSON.stringify(b.constants);
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const h = s.length >> 1;
@@ -104,10 +108,10 @@ async function main(): Promise<void> {
   const shapes = quick ? QUICK_SHAPES : SHAPES;
   console.log(['direction', 'kernel', 'W', ...shapes.map((s) => `${s.label} ${s.M}x${s.N}x${s.K}`)].join('\t'));
   for (const dir of dirs) {
-    const picked = matmulKernelFor(gpu, dir);
-    for (const mk of matmulVariants(gpu, dir)) {
-      const mark = mk.kernel === picked.kernel ? '*' : ' ';
-      for (const bf16 of dir === 'bwd_weight' ? [false] : [true, false]) {
+    for (const bf16 of dir === 'bwd_weight' ? [false] : [true, false]) {
+      const picked = matmulKernelFor(gpu, dir, { wBf16: bf16 });
+      for (const mk of [...matmulVariants(gpu, dir), picked].filter((v, i, all) => all.findIndex((u) => sameKernel(u, v)) === i)) {
+        const mark = sameKernel(mk, picked) ? '*' : ' ';
         const cells: string[] = [];
         for (const shape of shapes) {
           if (shape.M === 1 && dir !== 'fwd') {
@@ -115,12 +119,12 @@ async function main(): Promise<void> {
             continue;
           }
           // Decode runs the variant matmulKernelFor picks for one row.
-          const kernel = shape.M === 1 && mk.kernel === picked.kernel ? matmulKernelFor(gpu, dir, 1) : mk;
+          const kernel = shape.M === 1 && mark === '*' ? matmulKernelFor(gpu, dir, { wBf16: bf16, rows: 1 }) : mk;
           const sec = await timeKernel(gpu, dir, kernel, shape, bf16, runs);
           cells.push(((2 * shape.M * shape.N * shape.K) / sec / 1e9).toFixed(2));
         }
         const w = dir === 'bwd_weight' ? 'f32 X' : bf16 ? 'bf16' : 'f32';
-        console.log([dir, `${mark}${mk.kernel}`, w, ...cells].join('\t'));
+        console.log([dir, `${mark}${mk.kernel} ${JSON.stringify(mk.constants)}`, w, ...cells].join('\t'));
       }
     }
   }

@@ -1,6 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import { matmulBackward, matmulForward } from '../src/reference/matmul.ts';
-import { MATMUL_PARAMS, canUseSubgroupMatmul, matmulParams, matmulSubgroup, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/gpu/matmul.ts';
+import {
+  MATMUL_PARAMS,
+  canUseSubgroupMatmul,
+  matmulKernelFor,
+  matmulParams,
+  matmulSubgroup,
+  matmulTiled,
+  matmulVariants,
+  type MatmulDirection,
+  type MatmulKernel,
+} from '../src/gpu/matmul.ts';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { randomNormal } from '../src/util/random.ts';
 import { TOL } from './tolerances.ts';
@@ -8,21 +18,23 @@ import { expectClose } from './util/compare.ts';
 import { dot, finiteDiffGrad } from './util/finite-diff.ts';
 import { bufferFrom, gpu, readF32, runOnce } from './util/gpu.ts';
 
-// [M, N, K]: odd sizes that cross the 64-wide tiles (and the subgroup kernel's 16-row / 256-column
-// blocks and 8-step reduction chunks) unevenly, a tile-aligned size, a single-row (decode) product,
-// and a long reduction over M for the weight gradient (M is its sum axis).
+// [M, N, K]: odd sizes that cross the tiled kernels' 64×64 tiles and 16-step reduction tiles and
+// the subgroup kernels' 16-row / 256-column blocks and 8-step reduction chunks unevenly; one size
+// aligned to all of them in every direction; a single-row (decode) product; and a long reduction
+// over M for the weight gradient (M is its sum axis).
 const SIZES: [number, number, number][] = [
   [7, 45, 67],
   [3, 121, 45],
   [33, 67, 121],
-  [64, 64, 64],
+  [64, 256, 256],
   [1, 300, 40],
   [300, 20, 33],
 ];
 
-// Offsets and padding used in the "+=" cases: odd element offsets (an odd w_offset puts bf16 rows
-// on odd halves of words) and ldy > N. The "=" cases use zero offsets and ldy = N.
-const OFFSETS = { xOffset: 3, wOffset: 5, yOffset: 7, ldyPad: 3 };
+// Offsets and padding used in the "+=" cases: odd x/y offsets, ldy > N, and an even w_offset, so
+// that bf16 rows start on word boundaries when K is even (the kernels' fast path) and on
+// alternating halves of words when K is odd. The "=" cases use zero offsets and ldy = N.
+const OFFSETS = { xOffset: 3, wOffset: 6, yOffset: 7, ldyPad: 3 };
 
 // NaN elements after the guard row, so that reads clamped to the end of the binding see NaN too.
 const GUARD = 9;
@@ -52,7 +64,7 @@ function makeInputs({ M, N, K, bf16, accumulate }: Case, seed: number) {
   xBuf.set(x, off.xOffset);
   const dyBuf = new Float32Array(off.yOffset + (M + 1) * ldy + GUARD).fill(NaN);
   for (let m = 0; m < M; m++) dyBuf.set(dy.subarray(m * N, (m + 1) * N), off.yOffset + m * ldy);
-  let wBuf: Uint16Array | Float32Array;
+  let wBuf: Uint16Array<ArrayBuffer> | Float32Array<ArrayBuffer>;
   if (bf16) {
     wBuf = new Uint16Array(off.wOffset + (N + 1) * K + GUARD).fill(0x7fc0); // bf16 NaN
     f32ArrayToBf16(w, wBuf.subarray(off.wOffset, off.wOffset + N * K));
@@ -124,38 +136,58 @@ describe('matmul reference', () => {
 
 const DIRECTIONS: MatmulDirection[] = ['fwd', 'bwd_input', 'bwd_weight'];
 
+type Combo = Pick<Case, 'bf16' | 'accumulate'>;
+const BF16_ADD: Combo = { bf16: true, accumulate: true };
+const BF16_SET: Combo = { bf16: true, accumulate: false };
+const F32_SET: Combo = { bf16: false, accumulate: false };
+const F32_ADD: Combo = { bf16: false, accumulate: true };
+
+function describeCombo(dir: MatmulDirection, { bf16, accumulate }: Combo): string {
+  const w = dir === 'bwd_weight' ? '' : bf16 ? 'bf16 W, ' : 'f32 W, ';
+  return `${w}${accumulate ? '+= with offsets, ldy > N' : '='}`;
+}
+
+function testKernel(dir: MatmulDirection, mk: MatmulKernel, combos: Combo[]): void {
+  for (const combo of combos) {
+    // bwd_weight has no W operand (its output dW is always f32).
+    const c = dir === 'bwd_weight' ? { ...combo, bf16: false } : combo;
+    it(`${mk.kernel} ${JSON.stringify(mk.constants)} matches the reference (${describeCombo(dir, c)})`, async () => {
+      for (const [M, N, K] of SIZES) {
+        const [got, expected] = await runCase(dir, mk, { M, N, K, ...c }, M * 7919 + N * 31 + K);
+        expectClose(got, expected, TOL.matmul, `${mk.kernel} M=${M} N=${N} K=${K}`);
+      }
+    });
+  }
+}
+
+// Every kernel runs each weight type and each output mode at least once (W_BF16 and ACCUMULATE
+// are independent code paths), in the configurations matmulKernelFor returns. lavapipe compiles a
+// pipeline on first use (1-5 s for the unrolled subgroup kernels on this machine), so each
+// configuration gets the fewest combinations that complete the coverage; ROWS = 5 adds a partial
+// row block at every M here.
 describe.skipIf(!gpu)('matmul kernels', () => {
   for (const dir of DIRECTIONS) {
-    for (const mk of gpu ? matmulVariants(gpu, dir) : []) {
-      describe(`${mk.kernel} ${JSON.stringify(mk.constants)}`, () => {
-        // bwd_weight has no W operand: its output dW is always f32.
-        for (const bf16 of dir === 'bwd_weight' ? [false] : [true, false]) {
-          for (const accumulate of [false, true]) {
-            it(`matches the reference (${dir === 'bwd_weight' ? '' : bf16 ? 'bf16 W, ' : 'f32 W, '}${accumulate ? '+= with offsets, ldy > N' : '='})`, async () => {
-              for (const [M, N, K] of SIZES) {
-                const [got, expected] = await runCase(dir, mk, { M, N, K, bf16, accumulate }, M * 7919 + N * 31 + K);
-                expectClose(got, expected, TOL.matmul, `${dir} M=${M} N=${N} K=${K}`);
-              }
-            });
-          }
+    describe(dir, () => {
+      const wFree = dir === 'bwd_weight';
+      testKernel(dir, matmulTiled(dir), wFree ? [F32_SET, F32_ADD] : [BF16_ADD, F32_SET]);
+      if (gpu && canUseSubgroupMatmul(gpu)) {
+        testKernel(dir, matmulSubgroup(dir, 5), [BF16_SET]);
+        if (wFree) {
+          testKernel(dir, matmulKernelFor(gpu, dir), [F32_ADD]);
+        } else {
+          testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true }), [BF16_ADD]);
+          testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: false }), [F32_ADD]);
         }
-      });
-    }
+        if (dir === 'fwd') testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, rows: 1 }), [BF16_ADD]);
+      }
+    });
   }
 
-  // Fewer rows per workgroup (decode uses 1; 5 leaves a partial block at every M here): one
-  // combination each, the one with the most index arithmetic (bf16 W at odd offsets, +=).
-  for (const dir of DIRECTIONS) {
-    for (const rows of [1, 5]) {
-      it.skipIf(!gpu || !canUseSubgroupMatmul(gpu))(`${dir} subgroup kernel with ROWS=${rows} matches the reference`, async () => {
-        const mk = matmulSubgroup(dir, rows);
-        for (const [M, N, K] of SIZES) {
-          const [got, expected] = await runCase(dir, mk, { M, N, K, bf16: dir !== 'bwd_weight', accumulate: true }, M * 7919 + N * 31 + K);
-          expectClose(got, expected, TOL.matmul, `${mk.kernel} ROWS=${rows} M=${M} N=${N} K=${K}`);
-        }
-      });
-    }
-  }
+  it('matmulKernelFor picks the subgroup kernels exactly when the device can run them', () => {
+    const expected = canUseSubgroupMatmul(gpu!) ? 'matmul_fwd_subgroup.wgsl' : 'matmul_fwd.wgsl';
+    expect(matmulKernelFor(gpu!, 'fwd').kernel).toBe(expected);
+    expect(matmulVariants(gpu!, 'fwd').map((v) => v.kernel)).toContain(expected);
+  });
 });
 
 it('test inputs are non-trivial (bf16 rounding changes the weights, NaN guards are in place)', () => {

@@ -19,6 +19,7 @@ override WG_N: u32 = 16u;
 override RM: u32 = 4u;      // rows per invocation, ≤ MAX_RB
 override RN: u32 = 4u;      // cols per invocation, ≤ MAX_RB
 override TILE_S: u32 = 16u; // reduction steps staged per barrier pair
+// Derived sizes (never set by the host): overrides so that the workgroup arrays can use them.
 override TILE_M: u32 = WG_M * RM;
 override TILE_N: u32 = WG_N * RN;
 override A_TILE_LEN: u32 = TILE_S * TILE_M;

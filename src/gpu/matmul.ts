@@ -10,7 +10,7 @@
  *   The caller adds W_BF16 (fwd, bwd_input) and ACCUMULATE to `constants`.
  *
  * Usage:
- *   const mk = matmulKernelFor(gpu, 'fwd');
+ *   const mk = matmulKernelFor(gpu, 'fwd', { wBf16: true });
  *   const op = await Op.create(gpu, { kernel: mk.kernel, constants: { ...mk.constants, W_BF16: true, ACCUMULATE: false },
  *                                     bindings: [x, w, y], params: MATMUL_PARAMS });
  *   op.setParams(matmulParams({ M, N, K, ldy: N }));  rec.dispatch(op, ...mk.grid(M, N, K));
@@ -69,14 +69,16 @@ export function matmulTiled(dir: MatmulDirection): MatmulKernel {
 }
 
 // Subgroup variant: WG invocations × 4 columns, ROWS rows per workgroup
-// (kernels/include/matmul_subgroup.wgsl). ROWS trades B loads per FMA against idle rows when M is
-// small (decode, M = 1: one row).
-const SUBGROUP = { WG: 64, ROWS: 16 };
+// (kernels/include/matmul_subgroup.wgsl). More rows mean fewer B loads per FMA but a bigger
+// unrolled loop: on lavapipe (Mesa 25, 2 cores, medians of interleaved runs) 16 rows are best with
+// f32 W and for bwd_weight, 8 rows with bf16 W (fwd and bwd_input 1.3-1.6× faster than 16).
+// Small M (decode, M = 1) wants ROWS = M: the rows past M are computed and dropped.
+const SUBGROUP = { WG: 64, ROWS: 16, ROWS_BF16: 8 };
 const SUBGROUP_MAX_ROWS = 32;
 
 /**
  * The barrier-free subgroup-broadcast kernel of a direction. `rows` (1 ..32) is how many rows of
- * the output one workgroup computes: default 16; pass a small M (decode) to skip idle rows.
+ * the output one workgroup computes (default 16; matmulKernelFor picks it).
  */
 export function matmulSubgroup(dir: MatmulDirection, rows = SUBGROUP.ROWS): MatmulKernel {
   if (!(rows >= 1 && rows <= SUBGROUP_MAX_ROWS && Number.isInteger(rows))) {
@@ -105,21 +107,28 @@ export function canUseSubgroupMatmul(gpu: Gpu): boolean {
   return gpu.hasSubgroups && (size === null || size >= 8);
 }
 
-/** Every kernel variant of a direction this device can run (tests check each; the bench times each). */
+/** The kernel variants of a direction this device can run, in their default tiles (the bench times each). */
 export function matmulVariants(gpu: Gpu, dir: MatmulDirection): MatmulKernel[] {
   const variants = [matmulTiled(dir)];
   if (canUseSubgroupMatmul(gpu)) variants.push(matmulSubgroup(dir));
   return variants;
 }
 
+export interface MatmulKernelOptions {
+  /** Whether W is bf16 (fwd, bwd_input): picks the row count that suits the weight type. */
+  wBf16?: boolean;
+  /** The M of the products it will run, when known and small (decode: 1): caps the rows per workgroup. */
+  rows?: number;
+}
+
 /**
- * The kernel to use for a direction on this device: the subgroup variant when the device has
- * subgroups (2-3× faster than the tiled one on lavapipe), else the tiled one. `rowsHint` is the
- * M of the products it will run (decode: 1); the subgroup variant then computes that many rows
- * per workgroup instead of 16.
+ * The kernel to use for a direction on this device: the subgroup variant when the device can run
+ * it (2-4× faster than the tiled one on lavapipe), else the tiled one. Pass `wBf16` for weights
+ * stored as bf16 and `rows` = M for small products (each distinct small M is one more pipeline).
  */
-export function matmulKernelFor(gpu: Gpu, dir: MatmulDirection, rowsHint?: number): MatmulKernel {
+export function matmulKernelFor(gpu: Gpu, dir: MatmulDirection, opts: MatmulKernelOptions = {}): MatmulKernel {
   if (!canUseSubgroupMatmul(gpu)) return matmulTiled(dir);
-  const rows = rowsHint === undefined ? SUBGROUP.ROWS : Math.max(1, Math.min(SUBGROUP.ROWS, Math.floor(rowsHint)));
+  const defaultRows = opts.wBf16 && dir !== 'bwd_weight' ? SUBGROUP.ROWS_BF16 : SUBGROUP.ROWS;
+  const rows = opts.rows === undefined ? defaultRows : Math.max(1, Math.min(defaultRows, Math.floor(opts.rows)));
   return matmulSubgroup(dir, rows);
 }

@@ -22,12 +22,16 @@ export interface WeightRef {
 /**
  * Y[M, N] (= or +=) X[M, K] · Wᵀ for W [N, K] stored in row chunks: chunk c computes the columns
  * [rowStart, rowStart + rows) of Y (y_offset + rowStart, row stride ldy = N).
+ * Two kernel configurations per chunk: the general one, and one for a single row (decode), which
+ * would otherwise compute a whole block of idle rows.
  */
 export class LinearOp {
   private constructor(
-    private readonly ops: Op[],
+    private readonly many: Op[],
+    private readonly one: Op[],
     private readonly w: WeightRef,
-    private readonly grids: ((M: number) => [number, number])[],
+    private readonly gridMany: ((M: number) => [number, number])[],
+    private readonly gridOne: ((M: number) => [number, number])[],
   ) {}
 
   get N(): number {
@@ -38,32 +42,40 @@ export class LinearOp {
   }
 
   static async create(gpu: Gpu, w: WeightRef, x: GpuBuffer, y: GpuBuffer, accumulate: boolean): Promise<LinearOp> {
-    const ops: Op[] = [];
-    const grids: ((M: number) => [number, number])[] = [];
-    const k = matmulKernelFor(gpu, 'fwd');
-    for (const c of w.entry.chunks) {
-      ops.push(
-        await Op.create(gpu, {
-          kernel: k.kernel,
-          constants: { ...k.constants, W_BF16: w.buffers.elem === 'bf16', ACCUMULATE: accumulate },
-          params: MATMUL_PARAMS,
-          bindings: [x, w.buffers.binding(c), y],
-          label: `${w.entry.spec.name}[${c.rowStart}:${c.rowStart + c.rows}]`,
-        }),
-      );
-      grids.push((M) => k.grid(M, c.rows, w.entry.cols));
-    }
-    return new LinearOp(ops, w, grids);
+    const wBf16 = w.buffers.elem === 'bf16';
+    const build = async (rows?: number) => {
+      const k = matmulKernelFor(gpu, 'fwd', { wBf16, rows });
+      const ops: Op[] = [];
+      const grids: ((M: number) => [number, number])[] = [];
+      for (const c of w.entry.chunks) {
+        ops.push(
+          await Op.create(gpu, {
+            kernel: k.kernel,
+            constants: { ...k.constants, W_BF16: wBf16, ACCUMULATE: accumulate },
+            params: MATMUL_PARAMS,
+            bindings: [x, w.buffers.binding(c), y],
+            label: `${w.entry.spec.name}[${c.rowStart}:${c.rowStart + c.rows}]`,
+          }),
+        );
+        grids.push((M) => k.grid(M, c.rows, w.entry.cols));
+      }
+      return { ops, grids };
+    };
+    const many = await build();
+    const one = await build(1);
+    return new LinearOp(many.ops, one.ops, w, many.grids, one.grids);
   }
 
   /** M rows of X starting at element xOffset; Y written at element yOffset with row stride `ldy` (default N). */
   record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy = this.N): void {
+    const ops = M === 1 ? this.one : this.many;
+    const grids = M === 1 ? this.gridOne : this.gridMany;
     const chunks = this.w.entry.chunks;
     for (let i = 0; i < chunks.length; i++) {
       const c = chunks[i];
-      this.ops[i].setParams(matmulParams({ M, N: c.rows, K: this.K, xOffset, yOffset: yOffset + c.rowStart, ldy }));
-      const [gx, gy] = this.grids[i](M);
-      rec.dispatch(this.ops[i], gx, gy);
+      ops[i].setParams(matmulParams({ M, N: c.rows, K: this.K, xOffset, yOffset: yOffset + c.rowStart, ldy }));
+      const [gx, gy] = grids[i](M);
+      rec.dispatch(ops[i], gx, gy);
     }
   }
 }
@@ -261,7 +273,7 @@ export class LinearGradInputOp {
   private constructor(private readonly ops: Op[], private readonly w: WeightRef, private readonly grids: ((M: number) => [number, number])[]) {}
 
   static async create(gpu: Gpu, w: WeightRef, dy: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<LinearGradInputOp> {
-    const k = matmulKernelFor(gpu, 'bwd_input');
+    const k = matmulKernelFor(gpu, 'bwd_input', { wBf16: w.buffers.elem === 'bf16' });
     const ops: Op[] = [];
     const grids: ((M: number) => [number, number])[] = [];
     for (const [i, c] of w.entry.chunks.entries()) {
