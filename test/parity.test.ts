@@ -103,3 +103,21 @@ describe.skipIf(!gpu)('LLaMA forward vs PyTorch (test/fixtures/llama-tiny)', () 
     });
   }
 });
+
+describe.skipIf(!gpu)('weights split into row chunks (as a 7B embedding/lm_head must be)', () => {
+  it('a tiny binding limit splits every matrix, and the logits do not change', async () => {
+    // 8 KiB bindings: the 67×60 embedding and lm_head (16 KiB in f32) and every MLP matrix
+    // (121×60) become several chunks, each bound as its own range and dispatched on its own.
+    const small = Object.assign(Object.create(Object.getPrototypeOf(gpu!)), gpu!, { maxBindingBytes: 8192 });
+    for (const dtype of ['f32', 'bf16'] as const) {
+      const model = await LlamaModel.load(small, dir, dtype);
+      expect(model.table.get('model.embed_tokens.weight').chunks.length).toBeGreaterThan(1);
+      expect(model.table.get('lm_head.weight').chunks.length).toBeGreaterThan(1);
+      expect(model.table.get('model.layers.0.mlp.down_proj.weight').chunks.length).toBeGreaterThan(1);
+      const err = normwiseError(await logitsAllRows(model, golden.input_ids[0]), dtype === 'f32' ? golden.logits[0] : golden.logits_bf16[0]);
+      console.log(`parity ${dtype} with chunked weights: normwise max error ${err.toExponential(3)}`);
+      expect(err).toBeLessThan(dtype === 'f32' ? PARITY.logitsF32 : PARITY.logitsBf16);
+      model.destroy();
+    }
+  });
+});

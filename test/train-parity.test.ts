@@ -68,8 +68,9 @@ interface Run {
 }
 
 /** The 5 steps of the fixture: sample k at step k, constant lr (HF LambdaLR, no warmup). */
-async function trainFive(samples: TokenizedSample[], dtype: 'f32' | 'bf16', checkpointing: boolean): Promise<Run> {
+async function trainFive(samples: TokenizedSample[], dtype: 'f32' | 'bf16', checkpointing: boolean, bindingLimit?: number): Promise<Run> {
   const step = await TrainStep.create({
+    bindingLimit,
     modelDir: dir,
     dtype,
     maxLen: MAX_LEN,
@@ -252,5 +253,17 @@ describe.skipIf(!gpu)('training step vs PyTorch (test/fixtures/train-tiny)', () 
     expect(best.lossErr).toBeLessThan(TOL.trainLoss.rtol);
     expect(best.normErr).toBeLessThan(TOL.trainGradNorm.rtol);
     expect(vsF32).toBeLessThan(TOL.trainLossBf16VsF32.rtol);
+  });
+
+  it('f32 with every matrix split into row chunks (7B-style): same losses and weights as PyTorch', async () => {
+    // 24 KiB bindings: the 4000×24 embedding and lm_head (375 KiB) become 16 chunks each, the
+    // logits of a sample 3 row chunks, the MLP matrices 2 chunks.
+    const run = await trainFive(samples, 'f32', true, 24 * 1024);
+    const lossErr = worstRel(run.losses, expected.losses);
+    const fin = compareFinal(run.final, readWeights('final.safetensors'), readWeights('model.safetensors'));
+    console.log(`train parity f32 chunked: losses max rel err ${lossErr.toExponential(3)}; final weights max abs err ${fin.maxAbs.toExponential(3)}, normwise ${fin.normwise.toExponential(3)}`);
+    expect(lossErr).toBeLessThan(TOL.trainLoss.rtol);
+    expect(fin.maxAbs).toBeLessThan(TOL.trainWeights.atol);
+    expect(fin.normwise).toBeLessThan(TOL.trainWeightsNormwise.rtol);
   });
 });

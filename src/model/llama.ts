@@ -94,9 +94,9 @@ export class LlamaModel {
     return this.weights.elem;
   }
 
-  /** An empty model (zeros) of this config: callers upload the weights. */
-  static allocate(gpu: Gpu, cfg: LlamaConfig, dtype: ElemType): LlamaModel {
-    const table = llamaParamTable(cfg, gpu.maxBindingBytes);
+  /** An empty model (zeros) of this config: callers upload the weights. A smaller `maxBindingBytes` than the device's splits tensors into more chunks (tests). */
+  static allocate(gpu: Gpu, cfg: LlamaConfig, dtype: ElemType, maxBindingBytes = gpu.maxBindingBytes): LlamaModel {
+    const table = llamaParamTable(cfg, maxBindingBytes);
     return new LlamaModel(gpu, cfg, table, new ParamBuffers(gpu, table, dtype, `weights.${dtype}`));
   }
 

@@ -76,6 +76,8 @@ export interface TrainStepOptions {
   eps: number;
   /** Directory of a checkpoint whose optimizer.safetensors holds f32 master weights to start from (bit-exact resume). */
   resumeWeightsDir?: string;
+  /** Split parameters and logits as if one binding held at most this many bytes (tests of the 7B-style chunked paths). */
+  bindingLimit?: number;
 }
 
 /** Activations of one layer (shared by all layers with checkpointing). */
@@ -188,7 +190,8 @@ export class TrainStep implements TrainEngine {
 
   private static async build(gpu: Gpu, opts: TrainStepOptions): Promise<TrainStep> {
     const cfg = loadLlamaConfig(opts.modelDir);
-    const model = LlamaModel.allocate(gpu, cfg, opts.dtype);
+    const bindingLimit = Math.min(gpu.maxBindingBytes, opts.bindingLimit ?? Infinity);
+    const model = LlamaModel.allocate(gpu, cfg, opts.dtype, bindingLimit);
     const table = model.table;
     const master = opts.dtype === 'f32' ? model.weights : new ParamBuffers(gpu, table, 'f32', 'master');
     const grads = new ParamBuffers(gpu, table, 'f32', 'grad');
@@ -268,7 +271,7 @@ export class TrainStep implements TrainEngine {
     const finalNormB = await RmsNormBackwardOp.create(gpu, W('model.norm.weight'), G('model.norm.weight'), b.dxnF, b.saved[d.L], b.rstdF, b.dx, false);
 
     const headName = cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
-    const chunkRows = logitsChunkRows(gpu.maxBindingBytes, d.V, R);
+    const chunkRows = logitsChunkRows(bindingLimit, d.V, R);
     const logits = createStorage(gpu, 'train.logits', chunkRows * d.V * 4);
     b.extra.push(logits);
     const heads: HeadChunk[] = [];
