@@ -6,16 +6,9 @@
  * H = hidden, I = intermediate, nH / nKV = query / key-value heads, hd = head dim, V = vocab,
  * R = B·T rows. Activations are row-major f32 [R, features].
  *
- * One layer, as HF computes it:
- *   xn = rmsnorm(x, input_layernorm)
- *   q = xn·Wqᵀ ; k, v = xn·Wkᵀ, xn·Wvᵀ written straight into the KV cache at position pos0
- *   rope(q), rope(k rows of the cache)            (rotate-half, table from rope_theta)
- *   a = causal_attention(q, Kcache, Vcache)       (flash: online softmax, GQA)
- *   x += a·Woᵀ                                     (matmul with += epilogue: the residual add)
- *   xn = rmsnorm(x, post_attention_layernorm)
- *   h = silu(xn·Wgateᵀ) ∘ (xn·Wupᵀ)
- *   x += h·Wdownᵀ
- * then xn = rmsnorm(x, model.norm) and logits = xn·lm_headᵀ for the rows asked for.
+ * embed → L decoder layers (src/model/layer.ts; the residual stream in place, K/V written straight
+ * into each layer's cache at position pos0) → xn = rmsnorm(x, model.norm); logits = xn·lm_headᵀ
+ * for the rows the caller asks for.
  */
 import { createStorage, createStorageFrom, withGpuErrorCheck, type GpuBuffer } from '../gpu/buffers.ts';
 import type { Gpu } from '../gpu/device.ts';
@@ -28,7 +21,8 @@ import { checkLlamaTensors, llamaWeightSpecs } from './hf-weights.ts';
 import { SafetensorsModel } from './safetensors.ts';
 import { llamaParamTable, type ParamEntry, type ParamTable } from './param-table.ts';
 import { ParamBuffers, type ElemType } from './param-buffers.ts';
-import { AttentionOp, EmbeddingOp, LinearOp, RmsNormOp, RopeOp, SwiGluOp, type WeightRef } from './ops.ts';
+import { EmbeddingOp, RmsNormOp, type WeightRef } from './ops.ts';
+import { buildLayerForward, recordLayerForward, type LayerForwardOps } from './layer.ts';
 
 export interface LlamaDims {
   H: number;
@@ -54,21 +48,7 @@ export function llamaDims(cfg: LlamaConfig): LlamaDims {
   };
 }
 
-/** Names of one layer's tensors. */
-export function layerNames(i: number) {
-  const p = `model.layers.${i}.`;
-  return {
-    inNorm: `${p}input_layernorm.weight`,
-    q: `${p}self_attn.q_proj.weight`,
-    k: `${p}self_attn.k_proj.weight`,
-    v: `${p}self_attn.v_proj.weight`,
-    o: `${p}self_attn.o_proj.weight`,
-    postNorm: `${p}post_attention_layernorm.weight`,
-    gate: `${p}mlp.gate_proj.weight`,
-    up: `${p}mlp.up_proj.weight`,
-    down: `${p}mlp.down_proj.weight`,
-  };
-}
+export { layerNames } from './layer.ts';
 
 /** The model's weights on the GPU (bf16 or f32), laid out by the parameter table. */
 export class LlamaModel {
@@ -185,22 +165,6 @@ export class ForwardState {
   }
 }
 
-interface LayerOps {
-  inNorm: RmsNormOp;
-  q: LinearOp;
-  k: LinearOp;
-  v: LinearOp;
-  ropeQ: RopeOp;
-  ropeK: RopeOp;
-  attention: AttentionOp;
-  o: LinearOp;
-  postNorm: RmsNormOp;
-  gate: LinearOp;
-  up: LinearOp;
-  swiglu: SwiGluOp;
-  down: LinearOp;
-}
-
 /**
  * The forward pass of a model over a ForwardState: all ops (pipelines, bind groups, uniform
  * buffers) are built once here; `record` only sets sizes and encodes dispatches.
@@ -210,7 +174,7 @@ export class LlamaForward {
     readonly model: LlamaModel,
     readonly state: ForwardState,
     private readonly embed: EmbeddingOp,
-    private readonly layers: LayerOps[],
+    private readonly layers: LayerForwardOps[],
     private readonly finalNorm: RmsNormOp,
   ) {}
 
@@ -222,24 +186,12 @@ export class LlamaForward {
     }
     const st = new ForwardState(gpu, d, opts.maxBatch, opts.maxBatch * opts.maxSeq, opts.maxSeq);
     const embed = await EmbeddingOp.create(gpu, model.weight('model.embed_tokens.weight'), st.ids, st.x);
-    const layers: LayerOps[] = [];
+    const layers: LayerForwardOps[] = [];
     for (let l = 0; l < d.L; l++) {
-      const n = layerNames(l);
-      layers.push({
-        inNorm: await RmsNormOp.create(gpu, model.weight(n.inNorm), st.x, st.xn, st.rstd, d.eps),
-        q: await LinearOp.create(gpu, model.weight(n.q), st.xn, st.q, false),
-        k: await LinearOp.create(gpu, model.weight(n.k), st.xn, st.kCache[l], false),
-        v: await LinearOp.create(gpu, model.weight(n.v), st.xn, st.vCache[l], false),
-        ropeQ: await RopeOp.create(gpu, st.q, model.ropeCos, model.ropeSin),
-        ropeK: await RopeOp.create(gpu, st.kCache[l], model.ropeCos, model.ropeSin),
-        attention: await AttentionOp.create(gpu, st.q, st.kCache[l], st.vCache[l], st.attn, st.lse),
-        o: await LinearOp.create(gpu, model.weight(n.o), st.attn, st.x, true),
-        postNorm: await RmsNormOp.create(gpu, model.weight(n.postNorm), st.x, st.xn, st.rstd, d.eps),
-        gate: await LinearOp.create(gpu, model.weight(n.gate), st.xn, st.g, false),
-        up: await LinearOp.create(gpu, model.weight(n.up), st.xn, st.u, false),
-        swiglu: await SwiGluOp.create(gpu, st.g, st.u, st.h),
-        down: await LinearOp.create(gpu, model.weight(n.down), st.h, st.x, true),
-      });
+      // The residual stream runs in place (xin = xmid = xout); K/V go straight into layer l's cache.
+      const x = st.x;
+      const buffers = { xin: x, xn1: st.xn, rstd1: st.rstd, q: st.q, k: st.kCache[l], v: st.vCache[l], attn: st.attn, lse: st.lse, xmid: x, xn2: st.xn, rstd2: st.rstd, g: st.g, u: st.u, h: st.h, xout: x };
+      layers.push(await buildLayerForward(gpu, l, (name) => model.weight(name), { cos: model.ropeCos, sin: model.ropeSin }, buffers, d.eps));
     }
     const finalNorm = await RmsNormOp.create(gpu, model.weight('model.norm.weight'), st.x, st.xn, st.rstd, d.eps);
     return new LlamaForward(model, st, embed, layers, finalNorm);
@@ -260,24 +212,8 @@ export class LlamaForward {
     // Cache rows per sequence: the allocated Tmax for single-sequence decode; T when a batch of
     // padded sequences is processed whole (the cache is then just contiguous K/V rows).
     const stride = B > 1 ? T : st.Tmax;
-    const kvDim = d.nKV * d.hd;
     this.embed.record(rec, R);
-    for (const L of this.layers) {
-      L.inNorm.record(rec, R);
-      L.q.record(rec, R, 0, 0);
-      // K/V rows land in the cache at row b·Tmax + pos0 + t (B = 1 when pos0 > 0).
-      L.k.record(rec, R, 0, pos0 * kvDim);
-      L.v.record(rec, R, 0, pos0 * kvDim);
-      L.ropeQ.record(rec, { B, T, seqStride: T, rowOffset: 0, pos0, nHeads: d.nH, hd: d.hd });
-      L.ropeK.record(rec, { B, T, seqStride: stride, rowOffset: pos0, pos0, nHeads: d.nKV, hd: d.hd });
-      L.attention.record(rec, { B, T, Tmax: stride, pos0, nH: d.nH, nKV: d.nKV, hd: d.hd });
-      L.o.record(rec, R, 0, 0);
-      L.postNorm.record(rec, R);
-      L.gate.record(rec, R, 0, 0);
-      L.up.record(rec, R, 0, 0);
-      L.swiglu.record(rec, R * d.I);
-      L.down.record(rec, R, 0, 0);
-    }
+    for (const L of this.layers) recordLayerForward(rec, L, d, { B, T, pos0, kvStride: stride, complete: true });
     this.finalNorm.record(rec, R);
   }
 }

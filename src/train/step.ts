@@ -39,7 +39,8 @@ import { nextTokenTargets } from '../data/sft.ts';
 import { loadLlamaConfig, type LlamaConfig } from '../model/config.ts';
 import { checkLlamaTensors, llamaWeightSpecs } from '../model/hf-weights.ts';
 import { SafetensorsModel } from '../model/safetensors.ts';
-import { LlamaModel, layerNames, type LlamaDims } from '../model/llama.ts';
+import { LlamaModel, type LlamaDims } from '../model/llama.ts';
+import { buildLayerForward, layerNames, recordLayerForward, type LayerBuffers, type LayerForwardOps } from '../model/layer.ts';
 import { ParamBuffers } from '../model/param-buffers.ts';
 import {
   AttentionBackwardOp,
@@ -80,39 +81,8 @@ export interface TrainStepOptions {
   bindingLimit?: number;
 }
 
-/** Activations of one layer (shared by all layers with checkpointing). */
-interface LayerActs {
-  xn1: GpuBuffer;
-  rstd1: GpuBuffer;
-  q: GpuBuffer;
-  k: GpuBuffer;
-  v: GpuBuffer;
-  attn: GpuBuffer;
-  lse: GpuBuffer;
-  xmid: GpuBuffer;
-  xn2: GpuBuffer;
-  rstd2: GpuBuffer;
-  g: GpuBuffer;
-  u: GpuBuffer;
-  h: GpuBuffer;
-}
-
-interface LayerFwd {
-  acts: LayerActs;
-  inNorm: RmsNormOp;
-  q: LinearOp;
-  k: LinearOp;
-  v: LinearOp;
-  ropeQ: RopeOp;
-  ropeK: RopeOp;
-  attention: AttentionOp;
-  o: LinearOp;
-  postNorm: RmsNormOp;
-  gate: LinearOp;
-  up: LinearOp;
-  swiglu: SwiGluOp;
-  down: LinearOp;
-}
+/** Activations of one layer (shared by all layers with checkpointing): a layer's buffers minus its input and output. */
+type LayerActs = Omit<LayerBuffers, 'xin' | 'xout'>;
 
 interface LayerBwd {
   downIn: LinearGradInputOp;
@@ -157,7 +127,7 @@ export class TrainStep implements TrainEngine {
     private readonly opts: TrainStepOptions,
     private readonly b: ReturnType<typeof allocateShared>,
     private readonly embed: EmbeddingOp,
-    private readonly layersF: LayerFwd[],
+    private readonly layersF: LayerForwardOps[],
     private readonly layersB: LayerBwd[],
     private readonly finalNorm: RmsNormOp,
     private readonly finalNormB: RmsNormBackwardOp,
@@ -222,28 +192,15 @@ export class TrainStep implements TrainEngine {
     const G = (name: string): WeightRef => ({ entry: table.get(name), buffers: grads });
 
     const embed = await EmbeddingOp.create(gpu, W('model.embed_tokens.weight'), b.ids, b.saved[0]);
-    const layersF: LayerFwd[] = [];
+    const layersF: LayerForwardOps[] = [];
     const layersB: LayerBwd[] = [];
     for (let l = 0; l < d.L; l++) {
       const n = layerNames(l);
       const a = b.acts[opts.checkpointing ? 0 : l];
       const xin = b.saved[l];
-      layersF.push({
-        acts: a,
-        inNorm: await RmsNormOp.create(gpu, W(n.inNorm), xin, a.xn1, a.rstd1, d.eps),
-        q: await LinearOp.create(gpu, W(n.q), a.xn1, a.q, false),
-        k: await LinearOp.create(gpu, W(n.k), a.xn1, a.k, false),
-        v: await LinearOp.create(gpu, W(n.v), a.xn1, a.v, false),
-        ropeQ: await RopeOp.create(gpu, a.q, model.ropeCos, model.ropeSin),
-        ropeK: await RopeOp.create(gpu, a.k, model.ropeCos, model.ropeSin),
-        attention: await AttentionOp.create(gpu, a.q, a.k, a.v, a.attn, a.lse),
-        o: await LinearOp.create(gpu, W(n.o), a.attn, a.xmid, true),
-        postNorm: await RmsNormOp.create(gpu, W(n.postNorm), a.xmid, a.xn2, a.rstd2, d.eps),
-        gate: await LinearOp.create(gpu, W(n.gate), a.xn2, a.g, false),
-        up: await LinearOp.create(gpu, W(n.up), a.xn2, a.u, false),
-        swiglu: await SwiGluOp.create(gpu, a.g, a.u, a.h),
-        down: await LinearOp.create(gpu, W(n.down), a.h, b.saved[l + 1], true),
-      });
+      layersF.push(
+        await buildLayerForward(gpu, l, W, { cos: model.ropeCos, sin: model.ropeSin }, { ...a, xin, xout: b.saved[l + 1] }, d.eps),
+      );
       layersB.push({
         downIn: await LinearGradInputOp.create(gpu, W(n.down), b.dx, b.dh, false),
         downW: await LinearGradWeightOp.create(gpu, G(n.down), b.dx, a.h),
@@ -347,27 +304,7 @@ export class TrainStep implements TrainEngine {
 
   /** One layer's forward; `complete` = false stops after h (the recompute for the backward). */
   private recordLayer(rec: Recorder, l: number, B: number, T: number, complete: boolean): void {
-    const d = this.dims;
-    const R = B * T;
-    const L = this.layersF[l];
-    const a = L.acts;
-    L.inNorm.record(rec, R);
-    L.q.record(rec, R, 0, 0);
-    L.k.record(rec, R, 0, 0);
-    L.v.record(rec, R, 0, 0);
-    L.ropeQ.record(rec, { B, T, seqStride: T, rowOffset: 0, pos0: 0, nHeads: d.nH, hd: d.hd });
-    L.ropeK.record(rec, { B, T, seqStride: T, rowOffset: 0, pos0: 0, nHeads: d.nKV, hd: d.hd });
-    L.attention.record(rec, { B, T, Tmax: T, pos0: 0, nH: d.nH, nKV: d.nKV, hd: d.hd });
-    rec.copy(this.b.saved[l], 0, a.xmid, 0, R * d.H * 4);
-    L.o.record(rec, R, 0, 0);
-    L.postNorm.record(rec, R);
-    L.gate.record(rec, R, 0, 0);
-    L.up.record(rec, R, 0, 0);
-    L.swiglu.record(rec, R * d.I);
-    if (complete) {
-      rec.copy(a.xmid, 0, this.b.saved[l + 1], 0, R * d.H * 4);
-      L.down.record(rec, R, 0, 0);
-    }
+    recordLayerForward(rec, this.layersF[l], this.dims, { B, T, pos0: 0, kvStride: T, complete });
   }
 
   /** Logits chunk by chunk: loss per row (and, when training, dlogits flowing into dxnF and dW_lm). */
