@@ -143,6 +143,7 @@ export function buildProgram(): Command {
     .requiredOption('--model <dir>', 'HF LLaMA directory')
     .requiredOption('--data <file>', 'prompted file: JSON array or JSONL of {prompt, output}')
     .option('--max-len <n>', 'truncate samples to this many tokens', int('--max-len', 2), 2048)
+    .option('--batch-size <n>', 'sequences per forward (padded to the longest)', int('--batch-size', 1), 4)
     .option('--json', 'print one line {"nll":..,"ppl":..,"tokens":..}')
     .addOption(dtypeOption())
     .action(async (opts) => {
@@ -153,7 +154,7 @@ export function buildProgram(): Command {
       const maxLen = Math.min(opts.maxLen, model.maxPositions);
       const r = await evaluateSamples(model, tokenizer, samples, maxLen, (done, total) => {
         if (process.stderr.isTTY) process.stderr.write(`\reval ${done}/${total}`);
-      });
+      }, opts.batchSize);
       if (process.stderr.isTTY) process.stderr.write('\n');
       if (r.skipped > 0) console.error(`wgpu-char: skipped ${r.skipped} sample(s) whose prompt alone exceeds --max-len ${maxLen}`);
       if (opts.json) console.log(JSON.stringify({ nll: r.nll, ppl: r.ppl, tokens: r.tokens }));

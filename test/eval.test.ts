@@ -32,6 +32,17 @@ describe.skipIf(!gpu)('eval', () => {
     }
   });
 
+  it('a padded batch scores each sequence exactly as alone', async () => {
+    const model = await LlamaModel.load(gpu!, fixture, 'f32');
+    const scorer = await SequenceScorer.create(model, 16, 3);
+    const samples = [golden.input_ids[1], golden.input_ids[0], golden.input_ids[0].slice(0, 4)].map((ids, i) => ({ ids, targetStart: 1 + i, truncated: false }));
+    const batched = await scorer.sumNllBatch(samples);
+    for (let i = 0; i < samples.length; i++) {
+      const alone = await scorer.sumNll(samples[i]);
+      expect(Math.abs(batched[i] - alone)).toBeLessThan(1e-5 * Math.abs(alone));
+    }
+  });
+
   it('`wgpu-char eval --json` prints nll, ppl and the target count; a bad file is one clear line', () => {
     // Three samples of the example file keep this quick on lavapipe.
     const small = path.join(mkdtempSync(path.join(tmpdir(), 'eval-')), 'three.jsonl');

@@ -1,6 +1,7 @@
 /**
  * Negative log-likelihood of prompted SFT samples under a model (the `eval` command), with the
- * paper's masking (src/data/sft.ts). One sequence per forward; logits are computed in row chunks
+ * paper's masking (src/data/sft.ts). Up to `batch` sequences per forward, padded to the longest
+ * (padding rows carry no target, and causal attention keeps them out of the real rows); logits are computed in row chunks
  * so that a [rows, V] block never exceeds the binding limit, and reduced per row on the GPU by the
  * cross-entropy kernel; only the per-row losses are read back.
  */
@@ -39,45 +40,64 @@ export class SequenceScorer {
     private readonly targets: GpuBuffer,
     private readonly loss: GpuBuffer,
     readonly maxLen: number,
+    readonly batch: number,
   ) {}
 
-  static async create(model: LlamaModel, maxLen: number): Promise<SequenceScorer> {
+  static async create(model: LlamaModel, maxLen: number, batch = 1): Promise<SequenceScorer> {
     const gpu = model.gpu;
     const V = model.dims.V;
-    const forward = await LlamaForward.create(model, { maxBatch: 1, maxSeq: maxLen });
-    const chunkRows = logitsChunkRows(gpu.maxBindingBytes, V, maxLen);
+    const R = batch * maxLen;
+    const forward = await LlamaForward.create(model, { maxBatch: batch, maxSeq: maxLen });
+    const chunkRows = logitsChunkRows(gpu.maxBindingBytes, V, R);
     const logits = createStorage(gpu, 'eval.logits', chunkRows * V * 4);
-    const targets = createStorage(gpu, 'eval.targets', maxLen * 4);
-    const loss = createStorage(gpu, 'eval.loss', maxLen * 4);
+    const targets = createStorage(gpu, 'eval.targets', R * 4);
+    const loss = createStorage(gpu, 'eval.loss', R * 4);
     const heads: LinearOp[] = [];
     const ces: CrossEntropyOp[] = [];
     // One op pair per chunk: each has its own Params, so all chunks fit in one encoder.
-    for (let r = 0; r < maxLen; r += chunkRows) {
+    for (let r = 0; r < R; r += chunkRows) {
       heads.push(await LinearOp.create(gpu, model.lmHead(), forward.state.xn, logits, false));
       ces.push(await CrossEntropyOp.create(gpu, logits, targets, loss, false));
     }
-    return new SequenceScorer(model, forward, chunkRows, heads, ces, targets, loss, maxLen);
+    return new SequenceScorer(model, forward, chunkRows, heads, ces, targets, loss, maxLen, batch);
   }
 
   /** Sum of the NLL over the sample's target tokens. */
   async sumNll(s: TokenizedSample): Promise<number> {
+    return (await this.sumNllBatch([s]))[0];
+  }
+
+  /** Per-sample sums of the NLL over their target tokens, up to `batch` samples in one forward. */
+  async sumNllBatch(samples: TokenizedSample[]): Promise<number[]> {
     const gpu = this.model.gpu;
-    const T = s.ids.length;
+    const B = samples.length;
+    if (B === 0 || B > this.batch) throw new Error(`sumNllBatch: ${B} samples (max ${this.batch})`);
+    const T = Math.max(...samples.map((s) => s.ids.length));
+    const R = B * T;
     const { H, V } = this.model.dims;
-    gpu.device.queue.writeBuffer(this.forward.state.ids.buffer, 0, new Uint32Array(s.ids));
-    gpu.device.queue.writeBuffer(this.targets.buffer, 0, nextTokenTargets(s, T) as Int32Array<ArrayBuffer>);
+    // Padding ids are any valid token (their rows carry no target); row b·T + t is sample b, position t.
+    const ids = new Uint32Array(R);
+    const targets = new Int32Array(R);
+    samples.forEach((s, b) => {
+      ids.set(s.ids, b * T);
+      targets.set(nextTokenTargets(s, T), b * T);
+    });
+    gpu.device.queue.writeBuffer(this.forward.state.ids.buffer, 0, ids);
+    gpu.device.queue.writeBuffer(this.targets.buffer, 0, targets);
     const rec = new Recorder(gpu, 'eval');
-    this.forward.record(rec, 1, T, 0);
-    for (let c = 0, r0 = 0; r0 < T; c++, r0 += this.chunkRows) {
-      const rows = Math.min(this.chunkRows, T - r0);
+    this.forward.record(rec, B, T, 0);
+    for (let c = 0, r0 = 0; r0 < R; c++, r0 += this.chunkRows) {
+      const rows = Math.min(this.chunkRows, R - r0);
       this.heads[c].record(rec, rows, r0 * H, 0);
       this.ces[c].record(rec, rows, V, 0, r0, 1);
     }
     rec.submit();
-    const losses = await readF32(gpu, this.loss, T);
-    let sum = 0;
-    for (let t = 0; t < T; t++) sum += losses[t];
-    return sum;
+    const losses = await readF32(gpu, this.loss, R);
+    return samples.map((_, b) => {
+      let sum = 0;
+      for (let t = 0; t < T; t++) sum += losses[b * T + t];
+      return sum;
+    });
   }
 }
 
@@ -87,24 +107,34 @@ export async function evaluateSamples(
   samples: PromptedSample[],
   maxLen: number,
   onProgress?: (done: number, total: number) => void,
+  batch = 4,
 ): Promise<EvalResult> {
-  const scorer = await SequenceScorer.create(model, maxLen);
+  const scorer = await SequenceScorer.create(model, maxLen, batch);
   let total = 0;
   let tokens = 0;
   let skipped = 0;
   let truncated = 0;
   let done = 0;
+  let pending: TokenizedSample[] = [];
+  const flush = async () => {
+    if (pending.length === 0) return;
+    for (const v of await scorer.sumNllBatch(pending)) total += v;
+    done += pending.length;
+    pending = [];
+    onProgress?.(done + skipped, samples.length);
+  };
   for (const s of samples) {
     const t = tokenizeSample(tok, s, maxLen);
     if (!t) {
       skipped++;
-    } else {
-      if (t.truncated) truncated++;
-      total += await scorer.sumNll(t);
-      tokens += targetCount(t);
+      continue;
     }
-    onProgress?.(++done, samples.length);
+    if (t.truncated) truncated++;
+    tokens += targetCount(t);
+    pending.push(t);
+    if (pending.length === batch) await flush();
   }
+  await flush();
   const nll = tokens > 0 ? total / tokens : NaN;
   return { nll, ppl: Math.exp(nll), tokens, samples: samples.length - skipped, skipped, truncated };
 }
