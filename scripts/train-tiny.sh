@@ -35,11 +35,6 @@ resume2=(); ls -d "$RUN"/sft/checkpoint-* >/dev/null 2>&1 && resume2=(--resume "
   --lr 1e-3 --warmup-ratio 0.04 --weight-decay 0.1 --lr-scheduler cosine --eval-ratio 0.02 --seed 42 --save-every-epoch "${resume2[@]}"
 
 # Ship it in bf16 (half the size; the model was trained with f32 master weights).
-npx tsx -e "
-import { loadLlamaConfig } from './src/model/config.ts';
-import { loadLlamaWeightsCpu, saveLlamaCheckpointCpu } from './src/model/hf-weights.ts';
-const cfg = loadLlamaConfig('$RUN/sft');
-await saveLlamaCheckpointCpu('weights/tiny', cfg, loadLlamaWeightsCpu('$RUN/sft', cfg, { dtype: 'f32' }), 'bf16');
-"
+npx tsx scripts/save-bf16.ts "$RUN/sft" weights/tiny
 cp "$RUN/sft/loss.svg" weights/tiny/loss-sft.svg; cp "$RUN/pretrain/loss.svg" weights/tiny/loss-pretrain.svg
 echo "weights/tiny updated from $RUN/sft"

@@ -26,17 +26,22 @@ export interface ChatOptions {
   context?: number;
 }
 
-/** Strips the `speaking): ` head of a streamed completion before showing it. */
+/**
+ * Strips the `speaking): ` head of a streamed completion before showing it, and the spaces after
+ * it (they may arrive in a later piece than the colon).
+ */
 class ActionHeadStripper {
   private buf = '';
   private done = false;
+  private trimming = false;
   push(s: string): string {
-    if (this.done) return s;
+    if (this.done) return this.trim(s);
     this.buf += s;
-    const m = /^[^()\n:]{0,30}\)\s*:\s?/.exec(this.buf);
+    const m = /^[^()\n:]{0,30}\)\s*:/.exec(this.buf);
     if (m) {
       this.done = true;
-      return this.buf.slice(m[0].length);
+      this.trimming = true;
+      return this.trim(this.buf.slice(m[0].length));
     }
     // Not a tag after all (or a very long one): show everything.
     if (this.buf.length > 40 || this.buf.includes('\n')) {
@@ -44,6 +49,12 @@ class ActionHeadStripper {
       return this.buf;
     }
     return '';
+  }
+  private trim(s: string): string {
+    if (!this.trimming) return s;
+    const t = s.replace(/^[ \t]+/, '');
+    if (t.length > 0) this.trimming = false;
+    return t;
   }
   flush(): string {
     return this.done ? '' : this.buf;
