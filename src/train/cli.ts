@@ -186,6 +186,11 @@ export async function runTrainCommand(opts: TrainCliOptions, explicit: (key: str
     beta2: 0.999,
     eps: 1e-8,
   });
+  const gpu = (engine as { gpu?: import('../gpu/device.ts').Gpu }).gpu; // absent in the tests' CPU fake
+  if (gpu) {
+    const { describeGpu } = await import('../gpu/device.ts');
+    say(`GPU ${describeGpu(gpu)}${gpu.report.isSoftware ? ' — software adapter (lavapipe on the CPU): expect CPU speeds' : ''}`);
+  }
 
   const progress = new Progress(process.stderr, opts.progressEvery);
   const stop: StopFlag = { requested: false };
