@@ -166,11 +166,6 @@ export async function runTrainCommand(opts: TrainCliOptions, explicit: (key: str
 
   const data = { train, eval: evalSet, fingerprint: dataFingerprint([...train, ...evalSet]) };
   Trainer.check({ args, data, resume }); // before the (slow) engine set-up
-  if (evalSet.length > 0) {
-    // The held-out samples, so that `wgpu-char eval --data OUT/eval_data.jsonl --model OUT` reproduces the logged eval loss.
-    mkdirSync(args.out, { recursive: true });
-    writeFileAtomic(path.join(args.out, 'eval_data.jsonl'), split.eval.map((i) => JSON.stringify(loaded.texts[i]) + '\n').join(''));
-  }
 
   const longest = Math.max(...train.map((s) => s.ids.length), ...evalSet.map((s) => s.ids.length));
   const mod = await loadStep();
@@ -186,6 +181,12 @@ export async function runTrainCommand(opts: TrainCliOptions, explicit: (key: str
     beta2: 0.999,
     eps: 1e-8,
   });
+  // Written once the model loaded, so a bad --model leaves OUT untouched.
+  if (evalSet.length > 0) {
+    // The held-out samples, so that `wgpu-char eval --data OUT/eval_data.jsonl --model OUT` reproduces the logged eval loss.
+    mkdirSync(args.out, { recursive: true });
+    writeFileAtomic(path.join(args.out, 'eval_data.jsonl'), split.eval.map((i) => JSON.stringify(loaded.texts[i]) + '\n').join(''));
+  }
   const gpu = (engine as { gpu?: import('../gpu/device.ts').Gpu }).gpu; // absent in the tests' CPU fake
   if (gpu) {
     const { describeGpu } = await import('../gpu/device.ts');
