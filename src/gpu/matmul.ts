@@ -126,8 +126,17 @@ export interface MatmulKernelOptions {
  * it (2-4× faster than the tiled one on lavapipe), else the tiled one. Pass `wBf16` for weights
  * stored as bf16 and `rows` = M for small products (each distinct small M is one more pipeline).
  */
+let warnedNoSubgroups = false;
+
 export function matmulKernelFor(gpu: Gpu, dir: MatmulDirection, opts: MatmulKernelOptions = {}): MatmulKernel {
-  if (!canUseSubgroupMatmul(gpu)) return matmulTiled(dir);
+  if (!canUseSubgroupMatmul(gpu)) {
+    // No silent fallbacks: the tiled kernels are correct everywhere but 2-6x slower on lavapipe.
+    if (!warnedNoSubgroups) {
+      warnedNoSubgroups = true;
+      console.error(`wgpu-char: note: this device has no usable subgroups (size ${gpu.report.subgroupSize ?? 'unknown'}): matmuls use the slower shared-memory tiled kernels`);
+    }
+    return matmulTiled(dir);
+  }
   const defaultRows = opts.wBf16 && dir !== 'bwd_weight' ? SUBGROUP.ROWS_BF16 : SUBGROUP.ROWS;
   const rows = opts.rows === undefined ? defaultRows : Math.max(1, Math.min(defaultRows, Math.floor(opts.rows)));
   return matmulSubgroup(dir, rows);
