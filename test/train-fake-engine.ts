@@ -57,7 +57,7 @@ export class FakeEngine implements TrainEngine {
     return new FakeEngine(cfg, w, o);
   }
 
-  /** Weights from a HF directory (as `TrainStep.create({ resumeWeightsDir })` would: bf16 files widen exactly). */
+  /** Weights from a HF directory (as `TrainStep.create` loads them: bf16 files widen exactly). */
   static fromDir(dir: string, o: FakeOptions = {}, cfg: LlamaConfig = TINY_CFG): FakeEngine {
     return new FakeEngine(cfg, loadLlamaWeightsCpu(dir, cfg, { dtype: 'f32' }), o);
   }

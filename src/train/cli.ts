@@ -18,25 +18,11 @@ import { readCheckpoint, type LoadedCheckpoint } from './checkpoint.ts';
 import { dataFingerprint, describeSkipped, loadTrainData, planEpoch, planRun, splitTrainEval } from './data.ts';
 import type { TrainEngine } from './engine.ts';
 import { Progress } from './progress.ts';
+import type { TrainStepOptions } from './step.ts';
 import { formatSummary, installSigintHandler, Trainer, type StopFlag, type TrainArgs } from './trainer.ts';
 
-/** What `TrainStep.create` (src/train/step.ts, the GPU side) is called with. */
-export interface TrainStepCreateOptions {
-  modelDir: string;
-  dtype: 'bf16' | 'f32';
-  /** Longest sample (tokens) the run will see: activations are sized for maxBatch × maxLen. */
-  maxLen: number;
-  /** Samples per micro-batch (and per evalLoss call). */
-  maxBatch: number;
-  checkpointing: boolean;
-  weightDecay: number;
-  maxGradNorm: number;
-  beta1: 0.9;
-  beta2: 0.999;
-  eps: 1e-8;
-  /** Not used by the trainer: a resumed run creates the engine from modelDir, then restores the checkpoint's Adam moments and f32 masters with importOptimizerState. */
-  resumeWeightsDir?: string;
-}
+/** What `TrainStep.create` (src/train/step.ts, the GPU side) is called with (a type-only import: no GPU code loads here). */
+export type TrainStepCreateOptions = TrainStepOptions;
 export interface TrainStepModule {
   TrainStep: { create(o: TrainStepCreateOptions): Promise<TrainEngine & { cfg: LlamaConfig }> };
 }

@@ -67,7 +67,9 @@ import type { MicroBatch, StepResult, TrainEngine } from './engine.ts';
 export interface TrainStepOptions {
   modelDir: string;
   dtype: 'bf16' | 'f32';
+  /** Longest sample (tokens) the run will see: activations are sized for maxBatch × maxLen. */
   maxLen: number;
+  /** Samples per micro-batch (and per evalLoss call). */
   maxBatch: number;
   checkpointing: boolean;
   weightDecay: number;
@@ -75,8 +77,6 @@ export interface TrainStepOptions {
   beta1: number;
   beta2: number;
   eps: number;
-  /** Directory of a checkpoint whose optimizer.safetensors holds f32 master weights to start from (bit-exact resume). */
-  resumeWeightsDir?: string;
   /** Split parameters and logits as if one binding held at most this many bytes (tests of the 7B-style chunked paths). */
   bindingLimit?: number;
 }
@@ -262,7 +262,6 @@ export class TrainStep implements TrainEngine {
     );
     const stats = new StagingReader(gpu, 16, 'train.stats');
     const step = new TrainStep(gpu, cfg, model, master, grads, m, v, opts, b, embed, layersF, layersB, finalNorm, finalNormB, heads, chunkRows, embedB, lossSum, adamw, stats);
-    if (opts.resumeWeightsDir) throw new UserError('resumeWeightsDir: use importOptimizerState (it restores the f32 master weights too)');
     return step;
   }
 
