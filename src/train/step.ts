@@ -36,7 +36,7 @@ import { buildEmbeddingGradIndex } from '../gpu/embedding-index.ts';
 import { UserError } from '../errors.ts';
 import type { TokenizedSample } from '../data/sft.ts';
 import { nextTokenTargets } from '../data/sft.ts';
-import { loadLlamaConfig, type LlamaConfig } from '../model/config.ts';
+import { eosTokenIds, loadLlamaConfig, type LlamaConfig } from '../model/config.ts';
 import { checkLlamaTensors, llamaWeightSpecs } from '../model/hf-weights.ts';
 import { SafetensorsModel } from '../model/safetensors.ts';
 import { LlamaModel, type LlamaDims } from '../model/llama.ts';
@@ -271,7 +271,7 @@ export class TrainStep implements TrainEngine {
     if (B === 0 || B > this.opts.maxBatch) throw new Error(`micro-batch of ${B} samples (max ${this.opts.maxBatch})`);
     const T = Math.max(...samples.map((s) => s.ids.length));
     if (T > this.opts.maxLen) throw new Error(`sample of ${T} tokens exceeds max-len ${this.opts.maxLen}`);
-    const ids = new Uint32Array(B * T).fill(this.cfg.eos_token_id as number);
+    const ids = new Uint32Array(B * T).fill(eosTokenIds(this.cfg)[0]); // any valid id: padding rows carry no target
     const targets = new Int32Array(B * T);
     let count = 0;
     samples.forEach((s, i) => {
