@@ -22,11 +22,12 @@ if [ -d "$SHARED/data/character-llm" ]; then
 fi
 [ -f "$RUN/init/model.safetensors" ] || { npx tsx scripts/make-tiny-model.ts --out "$RUN/init" --seed 1234 && cp weights/tiny/tokenizer.model "$RUN/init/"; }
 
-# Stage 1: pretraining, a bounded number of steps (~60% of an epoch) to fit the hour.
+# Stage 1: pretraining, a bounded number of steps (~60% of an epoch) to fit the hour; a checkpoint
+# every 100 steps so a stopped run resumes (re-run this script).
 resume1=(); ls -d "$RUN"/pretrain/checkpoint-* >/dev/null 2>&1 && resume1=(--resume "$(ls -d "$RUN"/pretrain/checkpoint-* | sort -t- -k2 -n | tail -1)")
 [ -f "$RUN/pretrain/model.safetensors" ] || wgpu train --data weights/tiny-corpus/pretrain.jsonl --model "$RUN/init" --out "$RUN/pretrain" \
   --dtype f32 --no-checkpointing --max-len 256 --batch-size 8 --grad-accum 1 --max-steps 700 \
-  --lr 3e-3 --warmup-ratio 0.02 --weight-decay 0.1 --lr-scheduler cosine --eval-ratio 0.01 --seed 42 --save-every-epoch "${resume1[@]}"
+  --lr 3e-3 --warmup-ratio 0.02 --weight-decay 0.1 --lr-scheduler cosine --eval-ratio 0.01 --seed 42 --save-steps 100 "${resume1[@]}"
 
 # Stage 2: SFT on the Beethoven set.
 resume2=(); ls -d "$RUN"/sft/checkpoint-* >/dev/null 2>&1 && resume2=(--resume "$(ls -d "$RUN"/sft/checkpoint-* | sort -t- -k2 -n | tail -1)")

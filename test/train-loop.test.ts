@@ -247,6 +247,20 @@ describe('checkpoints and resume', () => {
     expect(readFileSync(join(o, 'model.safetensors')).equals(readFileSync(join(ref.trainer.state.args.out, 'model.safetensors')))).toBe(true);
   });
 
+  it('--save-steps writes mid-epoch checkpoints that resume to the same result', async () => {
+    const ref = newOut();
+    const r = await run(args(ref));
+    const o = newOut();
+    await run(args(o, { saveSteps: 2 }));
+    // 9 steps (3 per epoch): checkpoints at 2, 4, 6 and 8, none at the end (the final model is OUT itself).
+    expect(existsSync(join(o, 'checkpoint-2')) && existsSync(join(o, 'checkpoint-4')) && existsSync(join(o, 'checkpoint-8'))).toBe(true);
+    expect(existsSync(join(o, 'checkpoint-9'))).toBe(false);
+    const resumed = newOut();
+    const second = await run(args(resumed, { saveSteps: 2 }), { resumeFrom: join(o, 'checkpoint-4') });
+    expect(second.engine.calls.map((c) => c.step)).toEqual([5, 6, 7, 8, 9]);
+    expect(bytesOf(await second.engine.exportWeights())).toEqual(bytesOf(await r.engine.exportWeights()));
+  });
+
   it('a mid-epoch checkpoint records the position and the order of its epoch', async () => {
     const o = newOut();
     const r = await run(args(o), { stopAt: 4 });

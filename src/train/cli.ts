@@ -52,6 +52,7 @@ export type TrainCliOptions = Omit<TrainArgs, 'data' | 'out' | 'log'> & {
 const ARG_KEYS: readonly (keyof TrainArgs)[] = [
   'data', 'model', 'out', 'log', 'maxLen', 'evalRatio', 'seed', 'shuffle', 'batchSize', 'gradAccum', 'epochs', 'maxSteps',
   'lr', 'weightDecay', 'warmupRatio', 'lrScheduler', 'maxGradNorm', 'dtype', 'checkpointing', 'saveEveryEpoch',
+  'saveSteps',
 ];
 
 /**
@@ -98,6 +99,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--checkpointing', 'gradient checkpointing: recompute activations in the backward (default)', true)
     .option('--no-checkpointing', 'keep all activations (more memory, faster)')
     .option('--save-every-epoch', 'write OUT/checkpoint-<step>/ at the end of every epoch', false)
+    .option('--save-steps <n>', 'also write OUT/checkpoint-<step>/ every n optimizer steps (0 = never)', int('--save-steps', 0), 0)
     .option('--resume <dir>', 'continue exactly from a checkpoint-<step> directory, or from the latest one in a run directory')
     .option('--progress-every <n>', 'when stderr is not a TTY, print the progress line every n steps', int('--progress-every', 1), 10)
     .action(async (opts: TrainCliOptions, cmd: Command) => {

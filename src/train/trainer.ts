@@ -71,6 +71,8 @@ export interface TrainArgs {
   dtype: 'bf16' | 'f32';
   checkpointing: boolean;
   saveEveryEpoch: boolean;
+  /** --save-steps: also write OUT/checkpoint-<step>/ every this many optimizer steps (0 = never), so a long epoch can resume. */
+  saveSteps?: number;
 }
 
 /** Arguments that change the trajectory: a resumed run must use the checkpoint's values. */
@@ -225,6 +227,8 @@ export class Trainer {
       while (st.step_in_epoch < S && st.step < total) {
         await this.trainOneStep();
         if (this.stop.requested && st.step < total) return this.interrupt();
+        const every = args.saveSteps ?? 0;
+        if (every > 0 && st.step % every === 0 && st.step_in_epoch < S && st.step < total) await this.saveCheckpoint();
       }
       if (st.step_in_epoch < S) break; // --max-steps reached inside the epoch
       await this.evaluate();
