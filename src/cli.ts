@@ -80,6 +80,7 @@ export function buildProgram(): Command {
     cmd
       .option('--temperature <t>', 'sampling temperature (< 1e-5 = greedy)', num('--temperature', 0, 2), defaults.temperature)
       .option('--top-p <p>', 'nucleus sampling mass (1 = off)', num('--top-p', 0, 1), 0.95)
+      .option('--repetition-penalty <r>', 'HF/FastChat repetition penalty on every context token (1 = off; 1.1-1.3 curbs loops)', num('--repetition-penalty', 0.01, 10), 1)
       .option('--max-new-tokens <n>', 'tokens to generate at most', int('--max-new-tokens', 1), defaults.maxNew)
       .option('--seed <n>', 'random seed of the sampler', int('--seed'), 42)
       .option('--context <n>', 'context length in tokens (default: the model\'s max_position_embeddings)', int('--context', 2))
@@ -127,6 +128,7 @@ export function buildProgram(): Command {
       temperature: opts.temperature,
       topP: opts.topP,
       seed: opts.seed,
+      repetitionPenalty: opts.repetitionPenalty,
       stop: opts.stop ?? [],
       stopOnSpeakerTag: false,
       onText: (t) => process.stdout.write(t),

@@ -9,6 +9,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LlamaModel } from '../src/model/llama.ts';
 import { SequenceScorer } from '../src/model/evaluate.ts';
+import { Generator } from '../src/gen/generate.ts';
+import { Tokenizer } from '../src/data/tokenizer.ts';
 import { PARITY } from './tolerances.ts';
 import { gpu } from './util/gpu.ts';
 
@@ -55,6 +57,22 @@ describe.skipIf(!gpu)('eval', () => {
     const bad = cli(['eval', '--model', 'weights/tiny', '--data', 'test/fixtures/llama-tiny/config.json']);
     expect(bad.status).toBe(1);
     expect(bad.stderr.trim()).toMatch(/^wgpu-char: test\/fixtures\/llama-tiny\/config.json: item|^wgpu-char: test\/fixtures\/llama-tiny\/config.json/);
+  });
+
+  it('the repetition penalty is applied on the GPU before sampling: a huge one forbids repeats', async () => {
+    const model = await LlamaModel.load(gpu!, 'weights/tiny', 'f32');
+    const tok = await Tokenizer.load('weights/tiny/tokenizer.model');
+    const gen = await Generator.create(model, tok, { contextLength: 128 });
+    const base = { maxNewTokens: 30, temperature: 0, topP: 1, seed: 1, stop: [], stopOnSpeakerTag: false };
+    const prompt = 'Beethoven (speaking): My music';
+    const plain = await gen.generate(prompt, base);
+    const penalised = await gen.generate(prompt, { ...base, repetitionPenalty: 1e4 });
+    const promptIds = new Set(tok.encode(prompt, { bos: true }));
+    // Greedy with a 1e4 penalty: every seen token's positive logit drops to ~0, so an unseen token wins.
+    expect(new Set(penalised.tokens).size).toBe(penalised.tokens.length);
+    expect(penalised.tokens.some((t) => promptIds.has(t))).toBe(false);
+    expect(new Set(plain.tokens).size).toBeLessThan(plain.tokens.length); // the tiny model does loop without it
+    gen.destroy();
   });
 
   it('`wgpu-char generate` is deterministic for a seed and honours --max-new-tokens', () => {

@@ -56,6 +56,8 @@ export const TOL = {
   sum: { atol: 1e-4, rtol: 1e-6 },
   /** add_fwd: y + x rounded once in f32, compared with the same f32 rounding: exact. */
   add: { atol: 0, rtol: 0 },
+  /** Repetition penalty: one f32 multiply or divide per logit vs f64: the penalty rounded to f32 (≤ 2^-24 relative) plus the result's rounding (≤ 2^-24). */
+  repetitionPenalty: { atol: 0, rtol: 3e-7 },
   // --- optimizer (adamw, grad norm) ---
   /** Global grad norm and clip coef, f32 two-pass sum (≤ 1e5 squares: strided thread sums, trees, a partial sum per 2048) vs f64 (or torch's norm of per-tensor norms): worst case ~log2(n)·u = 1e-6 relative; measured 8e-8. */
   gradNorm: { atol: 0, rtol: 1e-6 },

@@ -21,6 +21,7 @@ export interface ChatOptions {
   userName: string;
   temperature: number;
   topP: number;
+  repetitionPenalty?: number;
   maxNewTokens: number;
   seed: number;
   context?: number;
@@ -93,6 +94,7 @@ export async function runChat(args: { gpu: Gpu; model: LlamaModel; tokenizer: To
       maxNewTokens: opts.maxNewTokens,
       temperature: opts.temperature,
       topP: opts.topP,
+      repetitionPenalty: opts.repetitionPenalty,
       seed: opts.seed + turn++,
       stop: [EOT],
       stopOnSpeakerTag: true,

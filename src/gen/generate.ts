@@ -8,7 +8,7 @@ import { createStorage, StagingReader, type GpuBuffer } from '../gpu/buffers.ts'
 import { Recorder } from '../gpu/kernels.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 import { LlamaForward, type LlamaModel } from '../model/llama.ts';
-import { LinearOp, SoftmaxOp } from '../model/ops.ts';
+import { LinearOp, RepetitionPenaltyOp, SoftmaxOp } from '../model/ops.ts';
 import { Rng } from '../util/random.ts';
 import { argmax, GREEDY_TEMPERATURE, sampleTopP } from './sampler.ts';
 import { StopMatcher } from './stop.ts';
@@ -23,12 +23,16 @@ export interface GenerateOptions {
   stop: string[];
   /** Also stop when the model starts another speaker's `Name (action):` tag on a new line. */
   stopOnSpeakerTag: boolean;
+  /** HF/FastChat repetition penalty over every token of the context (prompt and output); 1 = off. */
+  repetitionPenalty?: number;
   /** Called with each piece of text as soon as it is final. */
   onText?: (text: string) => void;
 }
 
 export interface GenerateResult {
   text: string;
+  /** The sampled token ids, in order (the EOS included when it ended the generation). */
+  tokens: number[];
   promptTokens: number;
   newTokens: number;
   finishReason: 'stop' | 'length';
@@ -48,6 +52,8 @@ export class Generator {
     private readonly probs: GpuBuffer,
     private readonly reader: StagingReader,
     readonly contextLength: number,
+    private readonly penalty: RepetitionPenaltyOp,
+    private readonly penaltyIds: GpuBuffer,
   ) {}
 
   static async create(model: LlamaModel, tokenizer: Tokenizer, opts: { contextLength?: number } = {}): Promise<Generator> {
@@ -62,17 +68,26 @@ export class Generator {
     const lmHead = await LinearOp.create(model.gpu, model.lmHead(), forward.state.xn, logits, false);
     const softmax = await SoftmaxOp.create(model.gpu, logits, probs);
     const reader = new StagingReader(model.gpu, V * 4, 'probs.staging');
-    return new Generator(model, tokenizer, forward, lmHead, softmax, logits, probs, reader, ctx);
+    const penaltyIds = createStorage(model.gpu, 'penalty.ids', ctx * 4);
+    const penalty = await RepetitionPenaltyOp.create(model.gpu, penaltyIds, logits);
+    return new Generator(model, tokenizer, forward, lmHead, softmax, logits, probs, reader, ctx, penalty, penaltyIds);
   }
 
-  /** Runs `ids` through the model from position `pos0` and returns the next-token distribution (temperature applied). */
-  private async step(ids: number[], pos0: number, invTemperature: number): Promise<Float32Array> {
+  /**
+   * Runs `ids` through the model from position `pos0` and returns the next-token distribution
+   * (temperature applied; with a repetition penalty, on the logits of the `seen` distinct ids first).
+   */
+  private async step(ids: number[], pos0: number, invTemperature: number, penalty = 1, seen?: Uint32Array): Promise<Float32Array> {
     const gpu = this.model.gpu;
     gpu.device.queue.writeBuffer(this.forward.state.ids.buffer, 0, new Uint32Array(ids));
     const rec = new Recorder(gpu, 'decode');
     const T = ids.length;
     this.forward.record(rec, 1, T, pos0);
     this.lmHead.record(rec, 1, (T - 1) * this.model.dims.H, 0);
+    if (penalty !== 1 && seen && seen.length > 0) {
+      gpu.device.queue.writeBuffer(this.penaltyIds.buffer, 0, seen as Uint32Array<ArrayBuffer>);
+      this.penalty.record(rec, seen.length, this.model.dims.V, 0, penalty);
+    }
     this.softmax.record(rec, 1, this.model.dims.V, 0, invTemperature);
     this.reader.copyFrom(rec, this.probs, 0, this.model.dims.V * 4);
     rec.submit();
@@ -102,16 +117,23 @@ export class Generator {
       }
     };
 
+    const penalty = opts.repetitionPenalty ?? 1;
+    if (!(penalty > 0)) throw new Error(`repetition penalty must be > 0, got ${penalty}`);
+    // Every token of the context so far (FastChat/HF apply the penalty to prompt and output).
+    const context = new Set<number>(ids);
+    const seen = () => (penalty === 1 ? undefined : distinctIds(context));
     const t0 = performance.now();
-    let probs = await this.step(ids, 0, invT);
+    let probs = await this.step(ids, 0, invT, penalty, seen());
     const t1 = performance.now();
     let pos = ids.length;
     let newTokens = 0;
+    const tokens: number[] = [];
     let finishReason: 'stop' | 'length' = 'length';
     while (newTokens < opts.maxNewTokens) {
       const coin = rng.uniform(); // drawn every step, so a seed gives the same stream greedy or not
       const next = greedy ? argmax(probs) : sampleTopP(probs, opts.topP, coin);
       newTokens++;
+      tokens.push(next);
       if (eos.has(next)) {
         finishReason = 'stop';
         break;
@@ -122,7 +144,8 @@ export class Generator {
         break;
       }
       if (newTokens >= opts.maxNewTokens || pos + 1 > this.contextLength) break;
-      probs = await this.step([next], pos, invT);
+      context.add(next);
+      probs = await this.step([next], pos, invT, penalty, seen());
       pos++;
     }
     if (!stop.stopped) emit(stop.push(decoder.flush()));
@@ -130,6 +153,7 @@ export class Generator {
     const t2 = performance.now();
     return {
       text,
+      tokens,
       promptTokens: ids.length,
       newTokens,
       finishReason,
@@ -143,5 +167,11 @@ export class Generator {
     this.logits.destroy();
     this.probs.destroy();
     this.reader.destroy();
+    this.penaltyIds.destroy();
   }
+}
+
+/** The distinct ids of a token list, ascending (one kernel thread owns each). */
+export function distinctIds(ids: Iterable<number>): Uint32Array {
+  return Uint32Array.from(new Set(ids)).sort();
 }

@@ -238,6 +238,22 @@ export class SoftmaxOp {
   }
 }
 
+/** HF repetition penalty on one row of logits, in place, for a list of distinct token ids (kernels/repetition_penalty_fwd.wgsl). */
+export class RepetitionPenaltyOp {
+  static readonly WG = 64;
+  private constructor(private readonly op: Op) {}
+
+  static async create(gpu: Gpu, ids: GpuBuffer, logits: GpuBuffer): Promise<RepetitionPenaltyOp> {
+    return new RepetitionPenaltyOp(await Op.create(gpu, { kernel: 'repetition_penalty_fwd.wgsl', constants: { WG: RepetitionPenaltyOp.WG }, params: 'uuuf', bindings: [ids, logits], label: 'repetition_penalty' }));
+  }
+
+  record(rec: Recorder, count: number, V: number, logitsOffset: number, penalty: number): void {
+    this.op.setParams([count, V, logitsOffset, penalty]);
+    const [gx, gy] = grid1d(Math.ceil(count / RepetitionPenaltyOp.WG));
+    rec.dispatch(this.op, gx, gy);
+  }
+}
+
 /**
  * Per-row cross-entropy against `targets` (-1 = no loss) over a chunk of logits rows; with
  * `writeGrad` the logits are overwritten in place by dlogits · gradScale.
