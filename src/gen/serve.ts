@@ -9,7 +9,8 @@
  *   with `stop="<|eot|>"`). `prompt` is a string, a list of strings (one choice per prompt, in
  *   order), or token ids of OUR vocabulary (a list of ints, or a list of such lists), decoded with
  *   the model's tokenizer. Defaults as FastChat: max_tokens 16, temperature 0.7, top_p 1.0, n 1,
- *   echo false, stream false. `echo: true` prepends the prompt text to the choice text.
+ *   echo false, stream false, repetition_penalty 1.0 (FastChat's extension, HF semantics). `echo: true`
+ *   prepends the prompt text to the choice text.
  * - POST /v1/chat/completions: messages mapped to the paper's character prompt (below). max_tokens
  *   (or max_completion_tokens) defaults to "the rest of the context" (the project's FastChat edit).
  * - POST /api/v1/token_check: FastChat's `{prompts:[{model, prompt, max_tokens}]}` ->
@@ -198,6 +199,8 @@ interface Sampling {
   stream: boolean;
   includeUsage: boolean;
   seed: number;
+  /** FastChat's `repetition_penalty` (HF semantics over prompt and output), default 1 = off. */
+  repetitionPenalty: number;
 }
 
 /** The checks FastChat's `check_model` + `check_requests` make, plus our own unsupported fields. */
@@ -229,6 +232,8 @@ function parseSampling(body: Json, modelNames: string[]): Sampling {
   const seedIn = optInt(body, 'seed');
   const seed = typeof seedIn === 'number' ? seedIn >>> 0 : randomBytes(4).readUInt32LE(0);
   for (const f of ['presence_penalty', 'frequency_penalty']) optNumber(body, f, 0); // type-checked, ignored (as FastChat)
+  const repetitionPenalty = optNumber(body, 'repetition_penalty', 1.0);
+  if (!(repetitionPenalty > 0)) throw new ApiError(ErrorCode.PARAM_OUT_OF_RANGE, `${repetitionPenalty} is less than or equal to the minimum of 0 - 'repetition_penalty'`);
   const lp = body.logprobs;
   if (lp !== undefined && lp !== null && lp !== false) throw new ApiError(ErrorCode.PARAM_OUT_OF_RANGE, `logprobs is not supported by this server - 'logprobs'`);
   const bestOf = optInt(body, 'best_of');
@@ -236,7 +241,7 @@ function parseSampling(body: Json, modelNames: string[]): Sampling {
   for (const f of ['tools', 'functions', 'tool_choice', 'function_call']) {
     if (body[f] !== undefined && body[f] !== null) throw new ApiError(ErrorCode.PARAM_OUT_OF_RANGE, `'${f}' is not supported by this server`);
   }
-  return { model, temperature, topP, maxTokens, stop, stream, includeUsage, seed };
+  return { model, temperature, topP, maxTokens, stop, stream, includeUsage, seed, repetitionPenalty };
 }
 
 /** Completion prompts as texts: a string, strings, or token ids of the model's vocabulary. */
@@ -546,6 +551,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
       temperature: s.temperature,
       topP: s.topP,
       seed: s.seed,
+      repetitionPenalty: s.repetitionPenalty,
       stop,
       stopOnSpeakerTag,
       onText: (t) => {
