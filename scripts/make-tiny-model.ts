@@ -9,7 +9,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { parseLlamaConfig, writeLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
+import { parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
 import { llamaWeightSpecs, saveLlamaCheckpointCpu } from '../src/model/hf-weights.ts';
 import { Rng } from '../src/util/random.ts';
 

@@ -5,7 +5,6 @@
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
-import path from 'node:path';
 import { UserError } from './errors.ts';
 import { registerDataCommands } from './data/pipeline/cli.ts';
 import { registerServeCommand } from './gen/serve-cli.ts';
@@ -30,20 +29,10 @@ function int(name: string, min = 0) {
 
 const dtypeOption = () => new Option('--dtype <dtype>', 'weights on the GPU: bf16 (default, f32 accumulate) or f32 (exact)').choices(['bf16', 'f32']).default('bf16');
 
-/** Loads GPU, model and tokenizer, reporting the adapter once. */
+/** Loads GPU, model and tokenizer (lazily imported: `--help` and `data` need no GPU code). */
 async function loadModel(dir: string, dtype: 'bf16' | 'f32', quiet = false) {
-  const { acquireGpu, describeGpu } = await import('./gpu/device.ts');
-  const { LlamaModel } = await import('./model/llama.ts');
-  const { Tokenizer } = await import('./data/tokenizer.ts');
-  if (!existsSync(dir)) throw new UserError(`${dir}: no such model directory`);
-  const tokPath = path.join(dir, 'tokenizer.model');
-  if (!existsSync(tokPath)) throw new UserError(`${tokPath}: missing (the model directory needs its sentencepiece tokenizer.model)`);
-  const gpu = await acquireGpu();
-  if (!quiet) console.error(`wgpu-char: GPU ${describeGpu(gpu)}`);
-  if (gpu.report.isSoftware && !quiet) console.error('wgpu-char: note: software adapter (lavapipe on the CPU): expect CPU speeds');
-  const tokenizer = await Tokenizer.load(tokPath);
-  const model = await LlamaModel.load(gpu, dir, dtype);
-  return { gpu, model, tokenizer };
+  const { loadModelDir } = await import('./model/load.ts');
+  return loadModelDir(dir, dtype, { quiet });
 }
 
 export function buildProgram(): Command {

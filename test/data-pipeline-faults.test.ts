@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UserError } from '../src/errors.ts';
 import { backoffDelayMs, classifyError, DEFAULT_RETRY_POLICY, retryAfterMs } from '../src/data/pipeline/client.ts';
-import { FAULT_KINDS, startMockServer, type FaultKind, type MockServer, type PromptKind } from '../src/data/pipeline/mock-server.ts';
+import { FAULT_KINDS, startMockServer, type FaultKind, type PromptKind } from '../src/data/pipeline/mock-server.ts';
 import { readProfile } from '../src/data/pipeline/profile.ts';
 import { Progress } from '../src/data/pipeline/progress.ts';
 import { buildArgs, readFinalFiles, readJsonlFile, runCli, SHORT_PROFILE, transcripts } from './fixtures/data-pipeline/helpers.ts';

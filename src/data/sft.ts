@@ -85,6 +85,25 @@ export function nextTokenTargets(sample: TokenizedSample, rows: number): Int32Ar
   return targets;
 }
 
+/**
+ * A batch of samples padded to the longest: ids and next-token targets of B sequences × T rows
+ * (sample b, position t at row b·T + t). Padding rows carry id `padId` (any valid token: causal
+ * attention keeps padding out of the real rows) and no target.
+ */
+export function padBatch(samples: readonly TokenizedSample[], padId: number): { B: number; T: number; ids: Uint32Array<ArrayBuffer>; targets: Int32Array<ArrayBuffer>; targetCount: number } {
+  const B = samples.length;
+  const T = Math.max(...samples.map((s) => s.ids.length));
+  const ids = new Uint32Array(B * T).fill(padId);
+  const targets = new Int32Array(B * T);
+  let count = 0;
+  samples.forEach((s, b) => {
+    ids.set(s.ids, b * T);
+    targets.set(nextTokenTargets(s, T), b * T);
+    count += targetCount(s);
+  });
+  return { B, T, ids, targets, targetCount: count };
+}
+
 /** Number of target tokens of a sample. */
 export function targetCount(sample: TokenizedSample): number {
   return sample.ids.length - sample.targetStart;

@@ -9,7 +9,7 @@ import type { Gpu } from '../gpu/device.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import { EOT, type Turn } from '../data/prompted.ts';
-import { buildChatPrompt, parseCompletion, type ChatSetting } from './chat-prompt.ts';
+import { buildChatPrompt, parseCompletion, ReplyText, type ChatSetting } from './chat-prompt.ts';
 import { defaultStatus, fullNameOf } from './characters.ts';
 import { Generator } from './generate.ts';
 
@@ -25,41 +25,6 @@ export interface ChatOptions {
   maxNewTokens: number;
   seed: number;
   context?: number;
-}
-
-/**
- * Strips the `speaking): ` head of a streamed completion before showing it, and the spaces after
- * it (they may arrive in a later piece than the colon).
- */
-class ActionHeadStripper {
-  private buf = '';
-  private done = false;
-  private trimming = false;
-  push(s: string): string {
-    if (this.done) return this.trim(s);
-    this.buf += s;
-    const m = /^[^()\n:]{0,30}\)\s*:/.exec(this.buf);
-    if (m) {
-      this.done = true;
-      this.trimming = true;
-      return this.trim(this.buf.slice(m[0].length));
-    }
-    // Not a tag after all (or a very long one): show everything.
-    if (this.buf.length > 40 || this.buf.includes('\n')) {
-      this.done = true;
-      return this.buf;
-    }
-    return '';
-  }
-  private trim(s: string): string {
-    if (!this.trimming) return s;
-    const t = s.replace(/^[ \t]+/, '');
-    if (t.length > 0) this.trimming = false;
-    return t;
-  }
-  flush(): string {
-    return this.done ? '' : this.buf;
-  }
 }
 
 export async function runChat(args: { gpu: Gpu; model: LlamaModel; tokenizer: Tokenizer; opts: ChatOptions }): Promise<void> {
@@ -88,7 +53,7 @@ export async function runChat(args: { gpu: Gpu; model: LlamaModel; tokenizer: To
     if (!interactive) console.log(`${opts.userName}: ${question}`);
     history.push({ role: opts.userName, action: '(speaking)', content: question });
     const prompt = buildChatPrompt(setting, history);
-    const head = new ActionHeadStripper();
+    const head = new ReplyText();
     process.stdout.write(`${setting.shortName}: `);
     const r = await gen.generate(prompt, {
       maxNewTokens: opts.maxNewTokens,

@@ -6,7 +6,6 @@
  *   wgpu-char data scenes ... --base-url http://127.0.0.1:8000/v1 --model Beethoven-end
  */
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { fullNameOf } from './characters.ts';
@@ -51,21 +50,11 @@ export function registerServeCommand(program: Command): void {
     .option('--user-name <name>', 'speaker name of user messages in the chat prompt', 'Man')
     .option('--quiet', 'no per-request log lines on stderr')
     .action(async (opts: ServeOptions) => {
-      if (!existsSync(opts.model)) throw new UserError(`${opts.model}: no such model directory`);
-      const tokPath = path.join(opts.model, 'tokenizer.model');
-      if (!existsSync(tokPath)) throw new UserError(`${tokPath}: missing (the model directory needs its sentencepiece tokenizer.model)`);
       if (opts.fullName !== undefined && opts.character === undefined) throw new UserError('--full-name needs --character');
-      const { acquireGpu, describeGpu } = await import('../gpu/device.ts');
-      const { LlamaModel } = await import('../model/llama.ts');
-      const { Tokenizer } = await import('../data/tokenizer.ts');
+      const { loadModelDir } = await import('../model/load.ts');
       const { Generator } = await import('./generate.ts');
       const { startServer } = await import('./serve.ts');
-
-      const gpu = await acquireGpu();
-      console.error(`wgpu-char: GPU ${describeGpu(gpu)}`);
-      if (gpu.report.isSoftware) console.error('wgpu-char: note: software adapter (lavapipe on the CPU): expect CPU speeds');
-      const tokenizer = await Tokenizer.load(tokPath);
-      const model = await LlamaModel.load(gpu, opts.model, opts.dtype);
+      const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype);
       const generator = await Generator.create(model, tokenizer, { contextLength: opts.context });
       const modelName = opts.modelName ?? [path.basename(path.resolve(opts.model))];
 

@@ -82,7 +82,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { EOT, fillMetaPrompt } from '../data/prompted.ts';
 import { DEFAULT_LOCATION, defaultStatus, fullNameOf, KNOWN_CHARACTERS } from './characters.ts';
-import { HISTORY_TURNS } from './chat-prompt.ts';
+import { chatPromptFromHeader, ReplyText } from './chat-prompt.ts';
+export { ReplyText }; // the streaming reply parser lives with the chat prompt it parses
 import type { GenerateOptions, GenerateResult, Generator } from './generate.ts';
 
 /** What the server needs of a Generator (a fake one can stand in for tests). */
@@ -381,56 +382,9 @@ export function buildChatCompletionPrompt(
       status: fallback.status ?? defaultStatus(fallback.name),
     });
   }
-  let prompt = header;
-  for (const t of turns.slice(-HISTORY_TURNS)) {
-    prompt += `${t.who === 'user' ? t.role : shortName} (speaking): ${t.content}${EOT}\n`;
-  }
-  return { prompt: prompt + `${shortName} (`, shortName };
-}
-
-/**
- * Turns the completion after `<Short> (` into the reply, streaming: drops the `speaking): ` head
- * (any action) and leading whitespace, and holds trailing whitespace back until more text follows,
- * so the concatenated output is `content.trim()` with the head removed. A completion that does not
- * start with a head (none within 40 characters or before a new line) is shown whole, trimmed.
- */
-export class ReplyText {
-  private head = '';
-  private inBody = false;
-  private started = false;
-  private pendingWs = '';
-
-  push(s: string): string {
-    if (!this.inBody) {
-      this.head += s;
-      const m = /^[^()\n:]{0,30}\)\s*:\s?/.exec(this.head);
-      if (m) s = this.head.slice(m[0].length);
-      else if (this.head.length > 40 || this.head.includes('\n')) s = this.head;
-      else return '';
-      this.inBody = true;
-    }
-    return this.body(s);
-  }
-
-  private body(s: string): string {
-    if (!this.started) {
-      s = s.replace(/^\s+/, '');
-      if (s === '') return '';
-      this.started = true;
-    }
-    const all = this.pendingWs + s;
-    const m = /\s+$/.exec(all);
-    this.pendingWs = m ? m[0] : '';
-    return m ? all.slice(0, m.index) : all;
-  }
-
-  /** At the end: a completion too short to tell has no head (as `parseCompletion` would find). */
-  flush(): string {
-    if (this.inBody) return '';
-    this.inBody = true;
-    const m = /^[^()\n:]{0,30}\)\s*:\s?/.exec(this.head);
-    return this.body(m ? this.head.slice(m[0].length) : this.head);
-  }
+  const short = shortName;
+  const history = turns.map((t) => ({ role: t.who === 'user' ? t.role : short, action: '(speaking)', content: t.content }));
+  return { prompt: chatPromptFromHeader(header, shortName, history), shortName };
 }
 
 // ---------------------------------------------------------------------------------------------

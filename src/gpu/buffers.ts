@@ -102,17 +102,20 @@ export async function readF32(gpu: Gpu, src: GpuBuffer, count?: number, elemOffs
   return new Float32Array(await readback(gpu, src, elemOffset * 4, n * 4));
 }
 
-/** Runs `fn` inside out-of-memory + validation error scopes and turns a captured error into a clear one. */
-export async function withGpuErrorCheck<T>(gpu: Gpu, what: string, fn: () => T): Promise<T> {
+/**
+ * Runs `fn` (sync or async) inside out-of-memory + validation error scopes and turns a captured
+ * error into a clear one; `hint` says what the user can change.
+ */
+export async function withGpuErrorCheck<T>(gpu: Gpu, what: string, fn: () => T | Promise<T>, hint = ''): Promise<T> {
   gpu.device.pushErrorScope('out-of-memory');
   gpu.device.pushErrorScope('validation');
   let result: T;
   try {
-    result = fn();
+    result = await fn();
   } finally {
     const validation = await gpu.device.popErrorScope();
     const oom = await gpu.device.popErrorScope();
-    if (oom) throw new UserError(`${what}: out of GPU memory (${oom.message}); ${gpu.allocatedBytes} bytes allocated by wgpu-char`);
+    if (oom) throw new UserError(`${what}: out of GPU memory (${oom.message}); ${gpu.allocatedBytes} bytes allocated by wgpu-char${hint ? `; ${hint}` : ''}`);
     if (validation) throw new Error(`${what}: WebGPU validation error: ${validation.message}`);
   }
   return result;

@@ -195,7 +195,6 @@ export class Op {
 export class Recorder {
   readonly encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | null = null;
-  dispatchCount = 0;
 
   constructor(private readonly gpu: Gpu, label = 'step') {
     assertAlive(gpu);
@@ -210,7 +209,6 @@ export class Recorder {
     this.pass.setPipeline(op.pipeline);
     this.pass.setBindGroup(0, op.bindGroup);
     this.pass.dispatchWorkgroups(x, y, z);
-    this.dispatchCount++;
   }
 
   copy(src: GpuBuffer, srcOffset: number, dst: GpuBuffer, dstOffset: number, size: number): void {
@@ -251,10 +249,4 @@ export function grid1d(workgroups: number, maxPerDim = 65535): [number, number] 
   if (workgroups <= maxPerDim) return [workgroups, 1];
   const y = Math.ceil(workgroups / maxPerDim);
   return [Math.ceil(workgroups / y), y];
-}
-
-/** Waits until the GPU has finished everything submitted so far. */
-export async function sync(gpu: Gpu): Promise<void> {
-  await gpu.device.queue.onSubmittedWorkDone();
-  assertAlive(gpu);
 }

@@ -5,11 +5,11 @@
  * so that a [rows, V] block never exceeds the binding limit, and reduced per row on the GPU by the
  * cross-entropy kernel; only the per-row losses are read back.
  */
-import { createStorage, readF32, type GpuBuffer } from '../gpu/buffers.ts';
+import { createStorage, StagingReader, type GpuBuffer } from '../gpu/buffers.ts';
 import { Recorder } from '../gpu/kernels.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 import type { PromptedSample } from '../data/prompted.ts';
-import { nextTokenTargets, targetCount, tokenizeSample, type TokenizedSample } from '../data/sft.ts';
+import { padBatch, targetCount, tokenizeSample, type TokenizedSample } from '../data/sft.ts';
 import { LlamaForward, type LlamaModel } from './llama.ts';
 import { CrossEntropyOp, LinearOp } from './ops.ts';
 
@@ -41,6 +41,8 @@ export class SequenceScorer {
     private readonly loss: GpuBuffer,
     readonly maxLen: number,
     readonly batch: number,
+    /** Persistent staging for the per-row losses: no buffer allocation per batch. */
+    private readonly reader: StagingReader,
   ) {}
 
   static async create(model: LlamaModel, maxLen: number, batch = 1): Promise<SequenceScorer> {
@@ -59,7 +61,7 @@ export class SequenceScorer {
       heads.push(await LinearOp.create(gpu, model.lmHead(), forward.state.xn, logits, false));
       ces.push(await CrossEntropyOp.create(gpu, logits, targets, loss, false));
     }
-    return new SequenceScorer(model, forward, chunkRows, heads, ces, targets, loss, maxLen, batch);
+    return new SequenceScorer(model, forward, chunkRows, heads, ces, targets, loss, maxLen, batch, new StagingReader(gpu, R * 4, 'eval.loss.staging'));
   }
 
   /** Sum of the NLL over the sample's target tokens. */
@@ -72,16 +74,10 @@ export class SequenceScorer {
     const gpu = this.model.gpu;
     const B = samples.length;
     if (B === 0 || B > this.batch) throw new Error(`sumNllBatch: ${B} samples (max ${this.batch})`);
-    const T = Math.max(...samples.map((s) => s.ids.length));
+    // Padding ids are any valid token (their rows carry no target); row b·T + t is sample b, position t.
+    const { T, ids, targets } = padBatch(samples, 0);
     const R = B * T;
     const { H, V } = this.model.dims;
-    // Padding ids are any valid token (their rows carry no target); row b·T + t is sample b, position t.
-    const ids = new Uint32Array(R);
-    const targets = new Int32Array(R);
-    samples.forEach((s, b) => {
-      ids.set(s.ids, b * T);
-      targets.set(nextTokenTargets(s, T), b * T);
-    });
     gpu.device.queue.writeBuffer(this.forward.state.ids.buffer, 0, ids);
     gpu.device.queue.writeBuffer(this.targets.buffer, 0, targets);
     const rec = new Recorder(gpu, 'eval');
@@ -91,8 +87,9 @@ export class SequenceScorer {
       this.heads[c].record(rec, rows, r0 * H, 0);
       this.ces[c].record(rec, rows, V, 0, r0, 1);
     }
+    this.reader.copyFrom(rec, this.loss, 0, R * 4);
     rec.submit();
-    const losses = await readF32(gpu, this.loss, R);
+    const losses = new Float32Array(await this.reader.read(), 0, R);
     return samples.map((_, b) => {
       let sum = 0;
       for (let t = 0; t < T; t++) sum += losses[b * T + t];

@@ -15,11 +15,10 @@ import type { Gpu } from '../gpu/device.ts';
 import { Recorder } from '../gpu/kernels.ts';
 import { ropeTable } from '../gpu/rope-table.ts';
 import { UserError } from '../errors.ts';
-import { f32ArrayToBf16 } from '../util/bf16.ts';
 import { headDim, loadLlamaConfig, type LlamaConfig } from './config.ts';
 import { checkLlamaTensors, llamaWeightSpecs } from './hf-weights.ts';
 import { SafetensorsModel } from './safetensors.ts';
-import { llamaParamTable, type ParamEntry, type ParamTable } from './param-table.ts';
+import { llamaParamTable, type ParamTable } from './param-table.ts';
 import { ParamBuffers, type ElemType } from './param-buffers.ts';
 import { EmbeddingOp, RmsNormOp, type WeightRef } from './ops.ts';
 import { buildLayerForward, recordLayerForward, type LayerForwardOps } from './layer.ts';
@@ -97,15 +96,6 @@ export class LlamaModel {
       return model;
     } finally {
       st.close();
-    }
-  }
-
-  /** Uploads f32 tensors by HF name (rounded to bf16 for a bf16 model). */
-  uploadF32(tensors: Map<string, Float32Array>): void {
-    for (const e of this.table.entries) {
-      const t = tensors.get(e.spec.name);
-      if (!t) throw new UserError(`missing tensor ${e.spec.name}`);
-      this.weights.uploadTensor(e, this.weights.elem === 'f32' ? t : f32ArrayToBf16(t));
     }
   }
 
@@ -218,4 +208,3 @@ export class LlamaForward {
   }
 }
 
-export type { ParamEntry };

@@ -5,10 +5,10 @@
  */
 import type { GpuBuffer } from '../gpu/buffers.ts';
 import type { Gpu } from '../gpu/device.ts';
-import { grid1d, Op, type Recorder } from '../gpu/kernels.ts';
-import { MATMUL_PARAMS, matmulKernelFor, matmulParams } from '../gpu/matmul.ts';
+import { grid1d, Op, type Binding, type OverrideConstants, type Recorder } from '../gpu/kernels.ts';
+import { MATMUL_PARAMS, matmulKernelFor, matmulParams, type MatmulKernel } from '../gpu/matmul.ts';
 import type { ParamBuffers } from './param-buffers.ts';
-import type { ParamEntry } from './param-table.ts';
+import type { ParamChunk, ParamEntry } from './param-table.ts';
 
 /** Threads per workgroup of the one-thread-per-element kernels (their WG override). */
 export const ELEMENTWISE_WG = 256;
@@ -20,63 +20,69 @@ export interface WeightRef {
 }
 
 /**
- * Y[M, N] (= or +=) X[M, K] · Wᵀ for W [N, K] stored in row chunks: chunk c computes the columns
- * [rowStart, rowStart + rows) of Y (y_offset + rowStart, row stride ldy = N).
- * Two kernel configurations per chunk: the general one, and one for a single row (decode), which
- * would otherwise compute a whole block of idle rows.
+ * One matmul kernel bound once per row chunk of a weight (or of its gradient): chunk c covers rows
+ * [rowStart, rowStart + rows) of W [N, K], i.e. the columns [rowStart, ...) of Y / dY, which the
+ * Params express as y_offset + rowStart with row stride ldy = N. The three directions differ only
+ * in kernel, constants and bindings.
+ */
+class ChunkedMatmul {
+  private constructor(
+    private readonly entry: ParamEntry,
+    private readonly ops: Op[],
+    private readonly grids: ((M: number) => [number, number])[],
+  ) {}
+
+  static async create(
+    gpu: Gpu,
+    entry: ParamEntry,
+    k: MatmulKernel,
+    chunkSpec: (c: ParamChunk, i: number) => { constants: OverrideConstants; bindings: Binding[]; label: string },
+  ): Promise<ChunkedMatmul> {
+    const ops: Op[] = [];
+    const grids: ((M: number) => [number, number])[] = [];
+    for (const [i, c] of entry.chunks.entries()) {
+      const spec = chunkSpec(c, i);
+      ops.push(await Op.create(gpu, { kernel: k.kernel, constants: { ...k.constants, ...spec.constants }, params: MATMUL_PARAMS, bindings: spec.bindings, label: spec.label }));
+      grids.push((M) => k.grid(M, c.rows, entry.cols));
+    }
+    return new ChunkedMatmul(entry, ops, grids);
+  }
+
+  /** M rows; X (or dX) at element xOffset, Y (or dY) at element yOffset with row stride ldy. */
+  record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy: number): void {
+    this.entry.chunks.forEach((c, i) => {
+      this.ops[i].setParams(matmulParams({ M, N: c.rows, K: this.entry.cols, xOffset, yOffset: yOffset + c.rowStart, ldy }));
+      const [gx, gy] = this.grids[i](M);
+      rec.dispatch(this.ops[i], gx, gy);
+    });
+  }
+}
+
+/**
+ * Y[M, N] (= or +=) X[M, K] · Wᵀ for W [N, K] stored in row chunks. Two kernel configurations: the
+ * general one, and one for a single row (decode), which would otherwise compute a block of idle rows.
  */
 export class LinearOp {
-  private constructor(
-    private readonly many: Op[],
-    private readonly one: Op[],
-    private readonly w: WeightRef,
-    private readonly gridMany: ((M: number) => [number, number])[],
-    private readonly gridOne: ((M: number) => [number, number])[],
-  ) {}
+  private constructor(private readonly many: ChunkedMatmul, private readonly one: ChunkedMatmul, private readonly w: WeightRef) {}
 
   get N(): number {
     return this.w.entry.rowsTotal;
   }
-  get K(): number {
-    return this.w.entry.cols;
-  }
 
   static async create(gpu: Gpu, w: WeightRef, x: GpuBuffer, y: GpuBuffer, accumulate: boolean): Promise<LinearOp> {
     const wBf16 = w.buffers.elem === 'bf16';
-    const build = async (rows?: number) => {
-      const k = matmulKernelFor(gpu, 'fwd', { wBf16, rows });
-      const ops: Op[] = [];
-      const grids: ((M: number) => [number, number])[] = [];
-      for (const c of w.entry.chunks) {
-        ops.push(
-          await Op.create(gpu, {
-            kernel: k.kernel,
-            constants: { ...k.constants, W_BF16: wBf16, ACCUMULATE: accumulate },
-            params: MATMUL_PARAMS,
-            bindings: [x, w.buffers.binding(c), y],
-            label: `${w.entry.spec.name}[${c.rowStart}:${c.rowStart + c.rows}]`,
-          }),
-        );
-        grids.push((M) => k.grid(M, c.rows, w.entry.cols));
-      }
-      return { ops, grids };
-    };
-    const many = await build();
-    const one = await build(1);
-    return new LinearOp(many.ops, one.ops, w, many.grids, one.grids);
+    const build = (rows?: number) =>
+      ChunkedMatmul.create(gpu, w.entry, matmulKernelFor(gpu, 'fwd', { wBf16, rows }), (c) => ({
+        constants: { W_BF16: wBf16, ACCUMULATE: accumulate },
+        bindings: [x, w.buffers.binding(c), y],
+        label: `${w.entry.spec.name}[${c.rowStart}:${c.rowStart + c.rows}]`,
+      }));
+    return new LinearOp(await build(), await build(1), w);
   }
 
   /** M rows of X starting at element xOffset; Y written at element yOffset with row stride `ldy` (default N). */
   record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy = this.N): void {
-    const ops = M === 1 ? this.one : this.many;
-    const grids = M === 1 ? this.gridOne : this.gridMany;
-    const chunks = this.w.entry.chunks;
-    for (let i = 0; i < chunks.length; i++) {
-      const c = chunks[i];
-      ops[i].setParams(matmulParams({ M, N: c.rows, K: this.K, xOffset, yOffset: yOffset + c.rowStart, ldy }));
-      const [gx, gy] = grids[i](M);
-      rec.dispatch(ops[i], gx, gy);
-    }
+    (M === 1 ? this.one : this.many).record(rec, M, xOffset, yOffset, ldy);
   }
 }
 
@@ -286,66 +292,40 @@ export class CrossEntropyOp {
 
 /** dX[M, K] (= or +=) dY[M, N] · W, summed over W's row chunks (the first chunk honours `accumulate`, later ones add). */
 export class LinearGradInputOp {
-  private constructor(private readonly ops: Op[], private readonly w: WeightRef, private readonly grids: ((M: number) => [number, number])[]) {}
+  private constructor(private readonly mm: ChunkedMatmul, private readonly N: number) {}
 
   static async create(gpu: Gpu, w: WeightRef, dy: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<LinearGradInputOp> {
-    const k = matmulKernelFor(gpu, 'bwd_input', { wBf16: w.buffers.elem === 'bf16' });
-    const ops: Op[] = [];
-    const grids: ((M: number) => [number, number])[] = [];
-    for (const [i, c] of w.entry.chunks.entries()) {
-      ops.push(
-        await Op.create(gpu, {
-          kernel: k.kernel,
-          constants: { ...k.constants, W_BF16: w.buffers.elem === 'bf16', ACCUMULATE: accumulate || i > 0 },
-          params: MATMUL_PARAMS,
-          bindings: [dy, w.buffers.binding(c), dx],
-          label: `dX:${w.entry.spec.name}[${c.rowStart}]`,
-        }),
-      );
-      grids.push((M) => k.grid(M, c.rows, w.entry.cols));
-    }
-    return new LinearGradInputOp(ops, w, grids);
+    const wBf16 = w.buffers.elem === 'bf16';
+    const mm = await ChunkedMatmul.create(gpu, w.entry, matmulKernelFor(gpu, 'bwd_input', { wBf16 }), (c, i) => ({
+      constants: { W_BF16: wBf16, ACCUMULATE: accumulate || i > 0 },
+      bindings: [dy, w.buffers.binding(c), dx],
+      label: `dX:${w.entry.spec.name}[${c.rowStart}]`,
+    }));
+    return new LinearGradInputOp(mm, w.entry.rowsTotal);
   }
 
   /** dY rows at element yOffset with row stride ldy (default N); dX at element xOffset (row stride K). */
-  record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy = this.w.entry.rowsTotal): void {
-    this.w.entry.chunks.forEach((c, i) => {
-      this.ops[i].setParams(matmulParams({ M, N: c.rows, K: this.w.entry.cols, xOffset, yOffset: yOffset + c.rowStart, ldy }));
-      const [gx, gy] = this.grids[i](M);
-      rec.dispatch(this.ops[i], gx, gy);
-    });
+  record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy = this.N): void {
+    this.mm.record(rec, M, xOffset, yOffset, ldy);
   }
 }
 
 /** dW[N, K] += dY[M, N]ᵀ · X[M, K], per row chunk of the (f32) gradient. */
 export class LinearGradWeightOp {
-  private constructor(private readonly ops: Op[], private readonly w: WeightRef, private readonly grids: ((M: number) => [number, number])[]) {}
+  private constructor(private readonly mm: ChunkedMatmul, private readonly N: number) {}
 
   static async create(gpu: Gpu, grad: WeightRef, dy: GpuBuffer, x: GpuBuffer): Promise<LinearGradWeightOp> {
-    const k = matmulKernelFor(gpu, 'bwd_weight');
-    const ops: Op[] = [];
-    const grids: ((M: number) => [number, number])[] = [];
-    for (const c of grad.entry.chunks) {
-      ops.push(
-        await Op.create(gpu, {
-          kernel: k.kernel,
-          constants: { ...k.constants, ACCUMULATE: true },
-          params: MATMUL_PARAMS,
-          bindings: [dy, x, grad.buffers.binding(c)],
-          label: `dW:${grad.entry.spec.name}[${c.rowStart}]`,
-        }),
-      );
-      grids.push((M) => k.grid(M, c.rows, grad.entry.cols));
-    }
-    return new LinearGradWeightOp(ops, grad, grids);
+    const mm = await ChunkedMatmul.create(gpu, grad.entry, matmulKernelFor(gpu, 'bwd_weight'), (c) => ({
+      constants: { ACCUMULATE: true },
+      bindings: [dy, x, grad.buffers.binding(c)],
+      label: `dW:${grad.entry.spec.name}[${c.rowStart}]`,
+    }));
+    return new LinearGradWeightOp(mm, grad.entry.rowsTotal);
   }
 
-  record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy = this.w.entry.rowsTotal): void {
-    this.w.entry.chunks.forEach((c, i) => {
-      this.ops[i].setParams(matmulParams({ M, N: c.rows, K: this.w.entry.cols, xOffset, yOffset: yOffset + c.rowStart, ldy }));
-      const [gx, gy] = this.grids[i](M);
-      rec.dispatch(this.ops[i], gx, gy);
-    });
+  /** dY rows at element yOffset with row stride ldy (default N); X at element xOffset. */
+  record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy = this.N): void {
+    this.mm.record(rec, M, xOffset, yOffset, ldy);
   }
 }
 

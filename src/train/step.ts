@@ -29,13 +29,14 @@
  * Encoders: one per micro-batch (forward + backward), the last one also holding the optimizer
  * step (grad norm, clipping, AdamW for every tensor). The host reads back 3 floats per step.
  */
-import { createStorage, StagingReader, type GpuBuffer } from '../gpu/buffers.ts';
+import { createStorage, StagingReader, withGpuErrorCheck, type GpuBuffer } from '../gpu/buffers.ts';
+import { f32ArrayToBf16 } from '../util/bf16.ts';
 import { acquireGpu, type Gpu } from '../gpu/device.ts';
 import { Recorder } from '../gpu/kernels.ts';
 import { buildEmbeddingGradIndex } from '../gpu/embedding-index.ts';
 import { UserError } from '../errors.ts';
 import type { TokenizedSample } from '../data/sft.ts';
-import { nextTokenTargets } from '../data/sft.ts';
+import { padBatch } from '../data/sft.ts';
 import { eosTokenIds, loadLlamaConfig, type LlamaConfig } from '../model/config.ts';
 import { checkLlamaTensors, llamaWeightSpecs } from '../model/hf-weights.ts';
 import { SafetensorsModel } from '../model/safetensors.ts';
@@ -44,7 +45,6 @@ import { buildLayerForward, layerNames, recordLayerForward, type LayerBuffers, t
 import { ParamBuffers } from '../model/param-buffers.ts';
 import {
   AttentionBackwardOp,
-  AttentionOp,
   CrossEntropyOp,
   EmbeddingBackwardOp,
   EmbeddingOp,
@@ -54,10 +54,8 @@ import {
   RmsNormBackwardOp,
   RmsNormOp,
   RopeBackwardOp,
-  RopeOp,
   SumOp,
   SwiGluBackwardOp,
-  SwiGluOp,
   type WeightRef,
 } from '../model/ops.ts';
 import { logitsChunkRows } from '../model/evaluate.ts';
@@ -145,17 +143,7 @@ export class TrainStep implements TrainEngine {
 
   static async create(opts: TrainStepOptions): Promise<TrainStep> {
     const gpu = await acquireGpu();
-    gpu.device.pushErrorScope('out-of-memory');
-    let step: TrainStep;
-    try {
-      step = await TrainStep.build(gpu, opts);
-    } finally {
-      const oom = await gpu.device.popErrorScope();
-      if (oom) {
-        throw new UserError(`out of GPU memory setting up training (${oom.message}): ${gpu.allocatedBytes} bytes allocated; try a smaller --max-len or --batch-size, --dtype bf16, or --checkpointing`);
-      }
-    }
-    return step;
+    return withGpuErrorCheck(gpu, 'setting up training', () => TrainStep.build(gpu, opts), 'try a smaller --max-len or --batch-size, --dtype bf16, or --checkpointing');
   }
 
   private static async build(gpu: Gpu, opts: TrainStepOptions): Promise<TrainStep> {
@@ -230,7 +218,7 @@ export class TrainStep implements TrainEngine {
     const headName = cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
     const chunkRows = logitsChunkRows(bindingLimit, d.V, R);
     const logits = createStorage(gpu, 'train.logits', chunkRows * d.V * 4);
-    b.extra.push(logits);
+    b.all.push(logits);
     const heads: HeadChunk[] = [];
     for (let r = 0; r < R; r += chunkRows) {
       heads.push({
@@ -267,19 +255,9 @@ export class TrainStep implements TrainEngine {
 
   /** Pads the micro-batch to its longest sample and uploads ids, targets and the embedding-gradient index. Returns (B, T, target count). */
   private upload(samples: TokenizedSample[]): { B: number; T: number; targets: number } {
-    const B = samples.length;
-    if (B === 0 || B > this.opts.maxBatch) throw new Error(`micro-batch of ${B} samples (max ${this.opts.maxBatch})`);
-    const T = Math.max(...samples.map((s) => s.ids.length));
+    if (samples.length === 0 || samples.length > this.opts.maxBatch) throw new Error(`micro-batch of ${samples.length} samples (max ${this.opts.maxBatch})`);
+    const { B, T, ids, targets, targetCount } = padBatch(samples, eosTokenIds(this.cfg)[0]);
     if (T > this.opts.maxLen) throw new Error(`sample of ${T} tokens exceeds max-len ${this.opts.maxLen}`);
-    const ids = new Uint32Array(B * T).fill(eosTokenIds(this.cfg)[0]); // any valid id: padding rows carry no target
-    const targets = new Int32Array(B * T);
-    let count = 0;
-    samples.forEach((s, i) => {
-      ids.set(s.ids, i * T);
-      const t = nextTokenTargets(s, T);
-      targets.set(t, i * T);
-      for (const v of t) if (v >= 0) count++;
-    });
     const q = this.gpu.device.queue;
     q.writeBuffer(this.b.ids.buffer, 0, ids);
     q.writeBuffer(this.b.targets.buffer, 0, targets);
@@ -288,7 +266,7 @@ export class TrainStep implements TrainEngine {
     q.writeBuffer(this.b.starts.buffer, 0, index.starts as Uint32Array<ArrayBuffer>);
     q.writeBuffer(this.b.rows.buffer, 0, index.rows as Uint32Array<ArrayBuffer>);
     this.uniqueCount = index.uniq.length;
-    return { B, T, targets: count };
+    return { B, T, targets: targetCount };
   }
   private uniqueCount = 0;
 
@@ -428,7 +406,6 @@ export class TrainStep implements TrainEngine {
         if (!t) throw new UserError(`optimizer state: missing ${prefix}${e.spec.name}`);
         role.uploadTensor(e, t.data);
         if (prefix === 'master.' && this.opts.dtype === 'bf16') {
-          const { f32ArrayToBf16 } = await import('../util/bf16.ts');
           this.model.weights.uploadTensor(e, f32ArrayToBf16(t.data));
         }
       }
@@ -484,7 +461,6 @@ function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolea
   for (let l = 0; l <= d.L; l++) saved.push(f(`saved.${l}`, R * d.H));
   return {
     all,
-    extra: all,
     acts,
     saved,
     ids: f('ids', R),

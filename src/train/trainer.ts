@@ -136,7 +136,6 @@ export class Trainer {
   private lastCheckpointStep: number | null = null;
   private sessionSteps = 0;
   private sessionSeconds = 0;
-  private sessionStart = 0;
 
   private constructor(private readonly o: TrainerOptions) {
     const a = o.args;
@@ -216,7 +215,6 @@ export class Trainer {
     mkdirSync(args.out, { recursive: true });
     removeStaleTemps(args.out);
     this.prepareLog();
-    this.sessionStart = this.now();
 
     for (;;) {
       if (st.epoch_order === null) {

@@ -1,0 +1,25 @@
+/**
+ * Loading a model directory for the commands that run one (chat, generate, eval, serve): the GPU
+ * (its adapter reported once), the sentencepiece tokenizer and the weights, each missing piece one
+ * clear error naming the path.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { UserError } from '../errors.ts';
+import { acquireGpu, describeGpu } from '../gpu/device.ts';
+import { Tokenizer } from '../data/tokenizer.ts';
+import { LlamaModel } from './llama.ts';
+
+export async function loadModelDir(dir: string, dtype: 'bf16' | 'f32', opts: { quiet?: boolean } = {}) {
+  if (!existsSync(dir)) throw new UserError(`${dir}: no such model directory`);
+  const tokPath = path.join(dir, 'tokenizer.model');
+  if (!existsSync(tokPath)) throw new UserError(`${tokPath}: missing (the model directory needs its sentencepiece tokenizer.model)`);
+  const gpu = await acquireGpu();
+  if (!opts.quiet) {
+    console.error(`wgpu-char: GPU ${describeGpu(gpu)}`);
+    if (gpu.report.isSoftware) console.error('wgpu-char: note: software adapter (lavapipe on the CPU): expect CPU speeds');
+  }
+  const tokenizer = await Tokenizer.load(tokPath);
+  const model = await LlamaModel.load(gpu, dir, dtype);
+  return { gpu, model, tokenizer };
+}
