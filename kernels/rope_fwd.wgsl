@@ -13,19 +13,10 @@
 // Dispatch: one thread per (b, t, head, i < half): grid1d(ceil(B * T * n_heads * hd / 2 / WG)).
 
 //#include "grid.wgsl"
+//#include "rope_pairs.wgsl"
 
 // Threads per workgroup (one (cos, sin) pair of one head each).
 override WG: u32 = 64u;
-
-struct Params {
-  B: u32,
-  T: u32,
-  seq_stride: u32,
-  row_offset: u32,
-  pos0: u32,
-  n_heads: u32,
-  hd: u32,
-}
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read_write> x: array<f32>;
@@ -36,24 +27,14 @@ struct Params {
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
   let idx = linear_workgroup(wg, nwg) * WG + lid;
-  let half = p.hd / 2u;
-  let per_row = p.n_heads * half;
-  if (idx >= p.B * p.T * per_row) {
+  if (idx >= rope_pair_count(p)) {
     return;
   }
-  let i = idx % half;
-  let head = (idx / half) % p.n_heads;
-  let bt = idx / per_row;
-  let t = bt % p.T;
-  let b = bt / p.T;
-  let row = b * p.seq_stride + p.row_offset + t;
-  let lo = (row * p.n_heads + head) * p.hd + i;
-  let hi = lo + half;
-  let tab = (p.pos0 + t) * half + i;
-  let c = cos_t[tab];
-  let s = sin_t[tab];
-  let v_lo = x[lo];
-  let v_hi = x[hi];
-  x[lo] = v_lo * c - v_hi * s;
-  x[hi] = v_hi * c + v_lo * s;
+  let r = rope_pair(idx, p);
+  let c = cos_t[r.tab];
+  let s = sin_t[r.tab];
+  let v_lo = x[r.lo];
+  let v_hi = x[r.hi];
+  x[r.lo] = v_lo * c - v_hi * s;
+  x[r.hi] = v_hi * c + v_lo * s;
 }
