@@ -122,8 +122,9 @@ export interface RopeDims {
 export class RopeOp {
   private constructor(private readonly op: Op) {}
 
-  static async create(gpu: Gpu, buf: GpuBuffer, cos: GpuBuffer, sin: GpuBuffer): Promise<RopeOp> {
-    return new RopeOp(await Op.create(gpu, { kernel: 'rope_fwd.wgsl', constants: { WG: ELEMENTWISE_WG }, params: 'uuuuuuu', bindings: [buf, cos, sin], label: `rope:${buf.label}` }));
+  /** 'fwd' rotates activations (rope_fwd.wgsl); 'bwd' rotates their gradient back (rope_bwd.wgsl). */
+  static async create(gpu: Gpu, buf: GpuBuffer, cos: GpuBuffer, sin: GpuBuffer, dir: 'fwd' | 'bwd' = 'fwd'): Promise<RopeOp> {
+    return new RopeOp(await Op.create(gpu, { kernel: `rope_${dir}.wgsl`, constants: { WG: ELEMENTWISE_WG }, params: 'uuuuuuu', bindings: [buf, cos, sin], label: `rope_${dir}:${buf.label}` }));
   }
 
   record(rec: Recorder, d: RopeDims): void {
@@ -373,21 +374,6 @@ export class SwiGluBackwardOp {
   record(rec: Recorder, n: number): void {
     this.op.setParams([n]);
     const [gx, gy] = grid1d(Math.ceil(n / ELEMENTWISE_WG));
-    rec.dispatch(this.op, gx, gy);
-  }
-}
-
-/** In-place inverse rotation of a gradient (rope_bwd.wgsl). */
-export class RopeBackwardOp {
-  private constructor(private readonly op: Op) {}
-
-  static async create(gpu: Gpu, buf: GpuBuffer, cos: GpuBuffer, sin: GpuBuffer): Promise<RopeBackwardOp> {
-    return new RopeBackwardOp(await Op.create(gpu, { kernel: 'rope_bwd.wgsl', constants: { WG: ELEMENTWISE_WG }, params: 'uuuuuuu', bindings: [buf, cos, sin], label: `rope_bwd:${buf.label}` }));
-  }
-
-  record(rec: Recorder, d: RopeDims): void {
-    this.op.setParams([d.B, d.T, d.seqStride, d.rowOffset, d.pos0, d.nHeads, d.hd]);
-    const [gx, gy] = grid1d(Math.ceil((d.B * d.T * d.nHeads * (d.hd / 2)) / ELEMENTWISE_WG));
     rec.dispatch(this.op, gx, gy);
   }
 }

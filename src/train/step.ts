@@ -53,7 +53,7 @@ import {
   LinearOp,
   RmsNormBackwardOp,
   RmsNormOp,
-  RopeBackwardOp,
+  RopeOp,
   SumOp,
   SwiGluBackwardOp,
   type WeightRef,
@@ -94,8 +94,8 @@ interface LayerBwd {
   oIn: LinearGradInputOp;
   oW: LinearGradWeightOp;
   attention: AttentionBackwardOp;
-  ropeQ: RopeBackwardOp;
-  ropeK: RopeBackwardOp;
+  ropeQ: RopeOp;
+  ropeK: RopeOp;
   qIn: LinearGradInputOp;
   kIn: LinearGradInputOp;
   vIn: LinearGradInputOp;
@@ -201,8 +201,8 @@ export class TrainStep implements TrainEngine {
         oIn: await LinearGradInputOp.create(gpu, W(n.o), b.dx, b.dattn, false),
         oW: await LinearGradWeightOp.create(gpu, G(n.o), b.dx, a.attn),
         attention: await AttentionBackwardOp.create(gpu, { q: a.q, k: a.k, v: a.v, o: a.attn, lse: a.lse, dout: b.dattn, dsum: b.dsum, dq: b.dq, dk: b.dk, dv: b.dv }),
-        ropeQ: await RopeBackwardOp.create(gpu, b.dq, model.ropeCos, model.ropeSin),
-        ropeK: await RopeBackwardOp.create(gpu, b.dk, model.ropeCos, model.ropeSin),
+        ropeQ: await RopeOp.create(gpu, b.dq, model.ropeCos, model.ropeSin, 'bwd'),
+        ropeK: await RopeOp.create(gpu, b.dk, model.ropeCos, model.ropeSin, 'bwd'),
         qIn: await LinearGradInputOp.create(gpu, W(n.q), b.dq, b.dxn, false),
         kIn: await LinearGradInputOp.create(gpu, W(n.k), b.dk, b.dxn, true),
         vIn: await LinearGradInputOp.create(gpu, W(n.v), b.dv, b.dxn, true),
