@@ -5,8 +5,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UserError } from '../src/errors.ts';
 import { eosTokenIds, headDim, llamaConfigToJson, loadLlamaConfig, parseLlamaConfig, writeLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
+import { expectUserError } from './util/user-error.ts';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'llama-tiny');
 
@@ -15,20 +15,6 @@ beforeAll(() => {
   tmp = mkdtempSync(path.join(os.tmpdir(), 'wgpu-char-cfg-'));
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-function expectUserError(fn: () => unknown, file: string, re: RegExp): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a UserError').toBeInstanceOf(UserError);
-  const msg = (err as Error).message;
-  expect(msg.startsWith(`${file}: `), msg).toBe(true);
-  expect(msg).not.toContain('\n');
-  expect(msg).toMatch(re);
-}
 
 // meta-llama/Llama-2-7b-hf's config.json, as published.
 const LLAMA2_7B = {

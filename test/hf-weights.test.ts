@@ -6,11 +6,11 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UserError } from '../src/errors.ts';
 import { loadLlamaConfig, parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
 import { loadLlamaWeightsCpu, llamaWeightSpecs, saveLlamaCheckpointCpu, type CpuTensorF32 } from '../src/model/hf-weights.ts';
 import { INDEX_FILE, SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/model/safetensors.ts';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/util/bf16.ts';
+import { expectUserError } from './util/user-error.ts';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'llama-tiny');
 interface WeightCheck { shape: number[]; sum: number; abs_sum: number; first: number[]; bf16_first: number[]; bf16_bits_sum: number }
@@ -25,20 +25,6 @@ beforeAll(() => {
   fixtureF32 = loadLlamaWeightsCpu(FIXTURE, cfg, { dtype: 'f32' });
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-function expectUserError(fn: () => unknown, file: string, re: RegExp): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a UserError').toBeInstanceOf(UserError);
-  const msg = (err as Error).message;
-  expect(msg.startsWith(`${file}: `), msg).toBe(true);
-  expect(msg).not.toContain('\n');
-  expect(msg).toMatch(re);
-}
 
 /** A checkpoint dir with the fixture's config and the given tensors (F32), for damage tests. */
 async function checkpointWith(name: string, edit: (ts: TensorToWrite[]) => TensorToWrite[], config: object = cfg): Promise<string> {

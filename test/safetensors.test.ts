@@ -6,7 +6,6 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UserError } from '../src/errors.ts';
 import {
   INDEX_FILE, SafetensorsFile, SafetensorsModel, safetensorsHeader, shardFileName, writeSafetensors, writeSafetensorsSharded,
   type TensorToWrite,
@@ -15,6 +14,7 @@ import {
   bf16ArrayToF32, bf16BitsToF32, f16ArrayToF32, f16BitsToF32, f32ArrayToBf16, f32ArrayToF16, f32Bits, f32BitsToBf16Bits,
   f32BitsToF16Bits, f32FromBits, f32ToBf16Bits, f32ToF16Bits,
 } from '../src/util/bf16.ts';
+import { expectUserError, expectUserErrorAsync } from './util/user-error.ts';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'llama-tiny');
 interface WeightCheck { shape: number[]; sum: number; abs_sum: number; first: number[]; bf16_first: number[]; bf16_bits_sum: number }
@@ -45,35 +45,6 @@ function randomF32(n: number, seed: number): Float32Array {
   const a = new Float32Array(n);
   for (let i = 0; i < n; i++) a[i] = (r() * 2 - 1) * 3;
   return a;
-}
-
-/** Expects fn to throw a UserError whose one-line message starts with `<file>: ` and matches `re`. */
-function expectUserError(fn: () => unknown, file: string, re: RegExp): void {
-  let err: unknown;
-  try {
-    fn();
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a UserError').toBeInstanceOf(UserError);
-  const msg = (err as Error).message;
-  expect(msg.startsWith(`${file}: `), msg).toBe(true);
-  expect(msg).not.toContain('\n');
-  expect(msg).toMatch(re);
-}
-
-async function expectUserErrorAsync(p: Promise<unknown>, file: string, re: RegExp): Promise<void> {
-  let err: unknown;
-  try {
-    await p;
-  } catch (e) {
-    err = e;
-  }
-  expect(err, 'expected a UserError').toBeInstanceOf(UserError);
-  const msg = (err as Error).message;
-  expect(msg.startsWith(`${file}: `), msg).toBe(true);
-  expect(msg).not.toContain('\n');
-  expect(msg).toMatch(re);
 }
 
 /** A file made of an explicit header length, header text and data bytes (for damaged files). */
