@@ -201,19 +201,23 @@ function parseExperience(record: OkRecord, profile: Profile, minTurns: number): 
   return parsed;
 }
 
-export async function runDialoguesStage(ctx: RunContext, profile: Profile): Promise<StageReport> {
-  const scenesPath = join(ctx.outDir, FILES.output('scenes'));
-  if (!existsSync(scenesPath)) throw new UserError(`${scenesPath}: not found; run \`wgpu-char data scenes\` first`);
-  const items = buildDialogueItems(profile, ctx.templates.dialogue, readJsonl<SceneRecord>(scenesPath));
-  const { summary, results } = await runStage(stageOptions(ctx, 'dialogues', items));
-  const parse = newParseStats('dialogues', results.size);
-  parse.noBackground = 0;
-  const dialogues: DialogueRecord[] = [];
-  const rejects: RejectRecord[] = [];
+/**
+ * Parses every successful reply of an experience stage (dialogues, protective) in item order:
+ * rejected blocks and records go to `rejects` and the stats, each kept experience to `keep`.
+ */
+function collectExperiences<I extends WorkItem>(
+  items: readonly I[],
+  results: Map<string, OkRecord>,
+  profile: Profile,
+  minTurns: number,
+  parse: ParseStats,
+  rejects: RejectRecord[],
+  keep: (item: I, experience: { setting: string[]; turns: Turn[] }) => void,
+): void {
   for (const item of items) {
     const record = results.get(item.id);
     if (!record) continue;
-    const experience = parseExperience(record, profile, ctx.minTurns ?? 3);
+    const experience = parseExperience(record, profile, minTurns);
     for (const reject of experience.rejects) {
       rejects.push({ source: item.id, reason: reject.reason, text: reject.text });
       countReject(parse, reject.reason, 'block');
@@ -223,11 +227,25 @@ export async function runDialoguesStage(ctx: RunContext, profile: Profile): Prom
       countReject(parse, experience.recordReject, 'record');
       continue;
     }
-    if (experience.setting.length === 0) parse.noBackground++;
-    const { scene } = item;
-    dialogues.push({ source: item.id, scene: scene.source, type: scene.type, location: scene.location, status: scene.background, setting: experience.setting, dialogue: experience.turns });
+    keep(item, experience);
     parse.turns += experience.turns.length;
   }
+}
+
+export async function runDialoguesStage(ctx: RunContext, profile: Profile): Promise<StageReport> {
+  const scenesPath = join(ctx.outDir, FILES.output('scenes'));
+  if (!existsSync(scenesPath)) throw new UserError(`${scenesPath}: not found; run \`wgpu-char data scenes\` first`);
+  const items = buildDialogueItems(profile, ctx.templates.dialogue, readJsonl<SceneRecord>(scenesPath));
+  const { summary, results } = await runStage(stageOptions(ctx, 'dialogues', items));
+  const parse = newParseStats('dialogues', results.size);
+  parse.noBackground = 0;
+  const dialogues: DialogueRecord[] = [];
+  const rejects: RejectRecord[] = [];
+  collectExperiences(items, results, profile, ctx.minTurns ?? 3, parse, rejects, (item, experience) => {
+    if (experience.setting.length === 0) parse.noBackground = (parse.noBackground ?? 0) + 1;
+    const { scene } = item;
+    dialogues.push({ source: item.id, scene: scene.source, type: scene.type, location: scene.location, status: scene.background, setting: experience.setting, dialogue: experience.turns });
+  });
   parse.records = dialogues.length;
   writeJsonl(join(ctx.outDir, FILES.output('dialogues')), dialogues);
   writeJsonl(join(ctx.outDir, FILES.rejects('dialogues')), rejects);
@@ -251,22 +269,9 @@ export async function runProtectiveStage(ctx: RunContext, profile: Profile): Pro
   const parse = newParseStats('protective', results.size);
   const records: ProtectiveRecord[] = [];
   const rejects: RejectRecord[] = [];
-  for (const item of items) {
-    const record = results.get(item.id);
-    if (!record) continue;
-    const experience = parseExperience(record, profile, ctx.minTurns ?? 3);
-    for (const reject of experience.rejects) {
-      rejects.push({ source: item.id, reason: reject.reason, text: reject.text });
-      countReject(parse, reject.reason, 'block');
-    }
-    if (experience.recordReject) {
-      rejects.push({ source: item.id, reason: experience.recordReject, text: record.completion });
-      countReject(parse, experience.recordReject, 'record');
-      continue;
-    }
+  collectExperiences(items, results, profile, ctx.minTurns ?? 3, parse, rejects, (item, experience) => {
     records.push({ source: item.id, paragraph: item.paragraph, setting: experience.setting, dialogue: experience.turns });
-    parse.turns += experience.turns.length;
-  }
+  });
   parse.records = records.length;
   writeJsonl(join(ctx.outDir, FILES.output('protective')), records);
   writeJsonl(join(ctx.outDir, FILES.rejects('protective')), rejects);
