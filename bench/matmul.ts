@@ -81,14 +81,14 @@ async function timeKernel(gpu: Gpu, dir: MatmulDirection, mk: MatmulKernel, shap
       [make('dy', dy), make('x', x), out('dw', N * K)];
     const constants = { ...mk.constants, ACCUMULATE: false, ...(dir === 'bwd_weight' ? {} : { W_BF16: bf16 }) };
     const op = await Op.create(gpu, { kernel: mk.kernel, constants, bindings, params: MATMUL_PARAMS });
-    op.setParams(matmulParams({ M, N, K }));
+    const params = matmulParams({ M, N, K });
     const [gx, gy] = mk.grid(M, N, K);
     const reps = Math.max(1, Math.ceil(2e8 / (2 * M * N * K)));
     const times: number[] = [];
     for (let r = 0; r <= runs; r++) {
       const t0 = performance.now();
       const rec = new Recorder(gpu, 'bench');
-      for (let i = 0; i < reps; i++) rec.dispatch(op, gx, gy);
+      for (let i = 0; i < reps; i++) rec.dispatch(op, params, gx, gy);
       rec.submit();
       await gpu.device.queue.onSubmittedWorkDone();
       if (r > 0) times.push((performance.now() - t0) / 1000 / reps); // r = 0 is the warm-up

@@ -69,9 +69,8 @@ async function gpuForward(g: Gpu, d: AttentionDims, constants: OverrideConstants
     params: 'uuuuuuuf',
     bindings: [bufferFrom(g, q), bufferFrom(g, k), bufferFrom(g, v), o, lse],
   });
-  op.setParams(paramValues(d));
   const rec = new Recorder(g, 'attention_fwd');
-  rec.dispatch(op, Math.ceil(d.T / (Number(constants.QB) * Number(constants.QR))), d.nH, d.B);
+  rec.dispatch(op, paramValues(d), Math.ceil(d.T / (Number(constants.QB) * Number(constants.QR))), d.nH, d.B);
   rec.submit();
   return { o: await readF32(g, o, q.length), lse: await readF32(g, lse, d.B * d.T * d.nH) };
 }
@@ -96,19 +95,16 @@ async function gpuBackward(g: Gpu, d: AttentionDims, ins: ReturnType<typeof inpu
   const dk = nanBuffer(g, ins.k.length);
   const dv = nanBuffer(g, ins.v.length);
   const prep = await Op.create(g, { kernel: 'attention_bwd_prep.wgsl', params: 'uuu', bindings: [oBuf, dout, dsum] });
-  prep.setParams([rows, d.nH, d.hd]);
   const dqOp = await Op.create(g, {
     kernel: 'attention_bwd_dq.wgsl', constants: bv.dq, params: 'uuuuuuuf', bindings: [q, k, v, dout, lseBuf, dsum, dq],
   });
-  dqOp.setParams(paramValues(d));
   const dkvOp = await Op.create(g, {
     kernel: 'attention_bwd_dkv.wgsl', constants: bv.dkv, params: 'uuuuuuuf', bindings: [q, k, v, dout, lseBuf, dsum, dk, dv],
   });
-  dkvOp.setParams(paramValues(d));
   const rec = new Recorder(g, 'attention_bwd');
-  rec.dispatch(prep, ...grid1d(Math.ceil((rows * d.nH) / 64)));
-  rec.dispatch(dqOp, Math.ceil(d.T / (bv.dq.QB * bv.dq.QR)), d.nH, d.B);
-  rec.dispatch(dkvOp, Math.ceil(d.Tmax / (bv.dkv.SB * bv.dkv.SR)), d.nKV, d.B);
+  rec.dispatch(prep, [rows, d.nH, d.hd], ...grid1d(Math.ceil((rows * d.nH) / 64)));
+  rec.dispatch(dqOp, paramValues(d), Math.ceil(d.T / (bv.dq.QB * bv.dq.QR)), d.nH, d.B);
+  rec.dispatch(dkvOp, paramValues(d), Math.ceil(d.Tmax / (bv.dkv.SB * bv.dkv.SR)), d.nKV, d.B);
   rec.submit();
   return {
     dsum: await readF32(g, dsum, rows * d.nH),

@@ -7,15 +7,17 @@
  * - Pipelines are cached by file + override constants. Compilation happens inside a validation
  *   error scope; errors are reported as `kernels/file.wgsl:line:col: message` using a line map
  *   through the includes.
- * - An `Op` is a kernel bound to its buffers once (bind group + uniform buffer made at build time,
- *   never per call). `Recorder` encodes many ops into one command encoder / compute pass, so a
- *   whole forward or training step is one submit.
+ * - An `Op` is a kernel bound to its storage buffers once (bind groups made at build time, never
+ *   per call). `Recorder` encodes many ops into one command encoder / compute pass, so a whole
+ *   forward or training step is one submit; each dispatch carries its own Params, written into the
+ *   submit's uniform arena (src/gpu/uniforms.ts), so an op can be recorded any number of times.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { assertAlive, type Gpu } from './device.ts';
 import type { GpuBuffer } from './buffers.ts';
+import { paramBytes, UniformWriter, type ParamLayout } from './uniforms.ts';
 
 export const KERNEL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'kernels');
 const INCLUDE_RE = /^\s*\/\/#include\s+"([^"]+)"\s*$/;
@@ -54,7 +56,13 @@ export function loadKernelSource(file: string): KernelSource {
 
 export type OverrideConstants = Record<string, number | boolean>;
 
-const pipelineCache = new Map<string, Promise<GPUComputePipeline>>();
+/** A compiled kernel: its pipeline and the explicit bind group layout it was built with. */
+export interface Kernel {
+  pipeline: GPUComputePipeline;
+  bindGroupLayout: GPUBindGroupLayout;
+}
+
+const kernelCache = new Map<string, Promise<Kernel>>();
 
 function constantsKey(constants: OverrideConstants): string {
   return Object.keys(constants)
@@ -63,19 +71,48 @@ function constantsKey(constants: OverrideConstants): string {
     .join(',');
 }
 
-/** The compute pipeline of `kernels/<file>` with these override constants, compiled once per process. */
-export function getPipeline(gpu: Gpu, file: string, constants: OverrideConstants = {}): Promise<GPUComputePipeline> {
+/** The kernel `kernels/<file>` with these override constants, compiled once per process. */
+export function getKernel(gpu: Gpu, file: string, constants: OverrideConstants = {}): Promise<Kernel> {
   const key = `${file}|${constantsKey(constants)}`;
-  let p = pipelineCache.get(key);
+  let p = kernelCache.get(key);
   if (!p) {
-    p = compilePipeline(gpu, file, constants);
-    pipelineCache.set(key, p);
-    p.catch(() => pipelineCache.delete(key));
+    p = compileKernel(gpu, file, constants);
+    kernelCache.set(key, p);
+    p.catch(() => kernelCache.delete(key));
   }
   return p;
 }
 
-async function compilePipeline(gpu: Gpu, file: string, constants: OverrideConstants): Promise<GPUComputePipeline> {
+/** The compute pipeline of `kernels/<file>` with these override constants (cached). */
+export async function getPipeline(gpu: Gpu, file: string, constants: OverrideConstants = {}): Promise<GPUComputePipeline> {
+  return (await getKernel(gpu, file, constants)).pipeline;
+}
+
+const BINDING_RE = /@group\(0\)\s*@binding\((\d+)\)\s*var<\s*(uniform|storage)\s*(?:,\s*(read|read_write)\s*)?>/g;
+
+/**
+ * The bind group layout entries a kernel declares, read from its source: `var<uniform>` (the Params,
+ * bound with a dynamic offset into the uniform arena), `var<storage, read>` and
+ * `var<storage, read_write>`. An explicit layout is what allows the dynamic offset ('auto' layouts
+ * have none).
+ */
+export function kernelBindingLayout(code: string, file: string): GPUBindGroupLayoutEntry[] {
+  const entries: GPUBindGroupLayoutEntry[] = [];
+  for (const m of code.matchAll(BINDING_RE)) {
+    if (m.index > 0 && code.lastIndexOf('//', m.index) > code.lastIndexOf('\n', m.index)) continue; // commented out
+    const binding = Number(m[1]);
+    const type: GPUBufferBindingType = m[2] === 'uniform' ? 'uniform' : m[3] === 'read_write' ? 'storage' : 'read-only-storage';
+    if (entries.some((e) => e.binding === binding)) throw new Error(`kernels/${file}: @binding(${binding}) declared twice`);
+    entries.push({ binding, visibility: GPUShaderStage.COMPUTE, buffer: { type, hasDynamicOffset: type === 'uniform' } });
+  }
+  const uniform = entries.find((e) => e.buffer?.type === 'uniform');
+  if (!uniform || uniform.binding !== 0 || entries.filter((e) => e.buffer?.type === 'uniform').length !== 1) {
+    throw new Error(`kernels/${file}: a kernel declares exactly one uniform, its Params, at @group(0) @binding(0)`);
+  }
+  return entries.sort((a, b) => a.binding - b.binding);
+}
+
+async function compileKernel(gpu: Gpu, file: string, constants: OverrideConstants): Promise<Kernel> {
   assertAlive(gpu);
   const src = loadKernelSource(file);
   const device = gpu.device;
@@ -90,10 +127,12 @@ async function compilePipeline(gpu: Gpu, file: string, constants: OverrideConsta
   const numericConstants: Record<string, number> = {};
   for (const [k, v] of Object.entries(constants)) numericConstants[k] = Number(v);
   let pipeline: GPUComputePipeline;
+  let bindGroupLayout: GPUBindGroupLayout;
   try {
+    bindGroupLayout = device.createBindGroupLayout({ label: file, entries: kernelBindingLayout(src.code, file) });
     pipeline = await device.createComputePipelineAsync({
       label: `${file} ${constantsKey(constants)}`,
-      layout: 'auto',
+      layout: device.createPipelineLayout({ label: file, bindGroupLayouts: [bindGroupLayout] }),
       compute: { module, entryPoint: 'main', constants: numericConstants },
     });
   } catch (e) {
@@ -102,7 +141,7 @@ async function compilePipeline(gpu: Gpu, file: string, constants: OverrideConsta
   }
   const err = await device.popErrorScope();
   if (err) throw new Error(`kernels/${file}: pipeline validation failed (${constantsKey(constants)}): ${err.message}`);
-  return pipeline;
+  return { pipeline, bindGroupLayout };
 }
 
 function formatMessage(src: KernelSource, m: GPUCompilationMessage): string {
@@ -119,95 +158,90 @@ export type Binding = GpuBuffer | { buf: GpuBuffer; offset: number; size: number
  * The field types of a kernel's uniform `Params` struct, one letter per 4-byte field:
  * 'u' u32, 'i' i32, 'f' f32. The WGSL struct must declare the fields in the same order.
  */
-export type ParamLayout = string;
+export type { ParamLayout } from './uniforms.ts';
 
 export interface OpSpec {
   kernel: string;
   constants?: OverrideConstants;
-  /** Storage bindings, bound at @binding(1), (2), ... in this order (binding 0 is the Params uniform when `params` is set). */
+  /** Storage bindings, bound at @binding(1), (2), ... in this order (binding 0 is the Params uniform). */
   bindings: Binding[];
-  params?: ParamLayout;
+  /** The Params layout; every kernel has a Params uniform at @binding(0). */
+  params: ParamLayout;
   label?: string;
 }
 
-/** A kernel bound to its buffers: bind group and uniform buffer created once, at build time. */
+/**
+ * A kernel bound to its storage buffers once. Its Params are not part of it: each dispatch passes
+ * its own values (`Recorder.dispatch`), which land in their own slot of the submit's uniform arena
+ * (src/gpu/uniforms.ts), bound through a dynamic offset. One bind group per arena page, made the
+ * first time the op is recorded into that page.
+ */
 export class Op {
-  private lastParams: number[] | null = null;
+  private readonly bindGroups: GPUBindGroup[] = [];
   private constructor(
     private readonly gpu: Gpu,
     readonly label: string,
     readonly pipeline: GPUComputePipeline,
-    readonly bindGroup: GPUBindGroup,
-    private readonly paramLayout: ParamLayout,
-    private readonly paramBuffer: GPUBuffer | null,
+    private readonly layout: GPUBindGroupLayout,
+    private readonly storage: GPUBindGroupEntry[],
+    readonly paramLayout: ParamLayout,
   ) {}
 
   static async create(gpu: Gpu, spec: OpSpec): Promise<Op> {
-    const pipeline = await getPipeline(gpu, spec.kernel, spec.constants ?? {});
+    const { pipeline, bindGroupLayout } = await getKernel(gpu, spec.kernel, spec.constants ?? {});
     const label = spec.label ?? spec.kernel;
-    const entries: GPUBindGroupEntry[] = [];
-    let paramBuffer: GPUBuffer | null = null;
-    const layout = spec.params ?? '';
-    if (layout.length > 0) {
-      // Uniform buffers are at least 16 bytes and a multiple of 16 for struct alignment.
-      paramBuffer = gpu.device.createBuffer({
-        label: `${label}:params`,
-        size: Math.max(16, Math.ceil((layout.length * 4) / 16) * 16),
-        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
-      });
-      entries.push({ binding: 0, resource: { buffer: paramBuffer } });
-    }
-    spec.bindings.forEach((b, i) => {
-      const resource = 'buf' in b ? { buffer: b.buf.buffer, offset: b.offset, size: b.size } : { buffer: b.buffer };
-      entries.push({ binding: i + 1, resource });
-    });
+    const storage: GPUBindGroupEntry[] = spec.bindings.map((b, i) => ({
+      binding: i + 1,
+      resource: 'buf' in b ? { buffer: b.buf.buffer, offset: b.offset, size: b.size } : { buffer: b.buffer },
+    }));
+    const op = new Op(gpu, label, pipeline, bindGroupLayout, storage, spec.params);
+    // Validate the bindings now (page 0), where the error can name the op.
     gpu.device.pushErrorScope('validation');
-    const bindGroup = gpu.device.createBindGroup({ label, layout: pipeline.getBindGroupLayout(0), entries });
+    op.bindGroupFor(new UniformWriter(gpu), 0);
     const err = await gpu.device.popErrorScope();
     if (err) throw new Error(`${label} (kernels/${spec.kernel}): bind group invalid: ${err.message}`);
-    return new Op(gpu, label, pipeline, bindGroup, layout, paramBuffer);
+    return op;
   }
 
-  /** Sets the uniform Params (written to the GPU only when they change, e.g. the position in decode). */
-  setParams(values: number[]): this {
-    if (values.length !== this.paramLayout.length) {
-      throw new Error(`${this.label}: ${values.length} params given, layout '${this.paramLayout}' wants ${this.paramLayout.length}`);
+  /** The bind group of arena page `page`. */
+  bindGroupFor(uniforms: UniformWriter, page: number): GPUBindGroup {
+    let bg = this.bindGroups[page];
+    if (!bg) {
+      const params: GPUBindGroupEntry = { binding: 0, resource: { buffer: uniforms.pageBuffer(page), offset: 0, size: paramBytes(this.paramLayout) } };
+      bg = this.gpu.device.createBindGroup({ label: `${this.label}@uniforms[${page}]`, layout: this.layout, entries: [params, ...this.storage] });
+      this.bindGroups[page] = bg;
     }
-    if (this.lastParams && this.lastParams.every((v, i) => v === values[i])) return this;
-    const data = new ArrayBuffer(this.paramBuffer!.size);
-    const view = new DataView(data);
-    for (let i = 0; i < values.length; i++) {
-      const t = this.paramLayout[i];
-      if (t === 'u') view.setUint32(i * 4, values[i], true);
-      else if (t === 'i') view.setInt32(i * 4, values[i], true);
-      else view.setFloat32(i * 4, values[i], true);
-    }
-    this.gpu.device.queue.writeBuffer(this.paramBuffer!, 0, data);
-    this.lastParams = values.slice();
-    return this;
+    return bg;
   }
 }
 
 /**
  * Encodes ops into one command encoder (one compute pass between copies) and submits once.
- * Per-dispatch submits cost ~36 µs each and idle the GPU.
+ * Per-dispatch submits cost ~36 µs each and idle the GPU. Each dispatch's Params go into this
+ * submit's uniform arena, uploaded by `submit` just before the command buffer.
  */
 export class Recorder {
   readonly encoder: GPUCommandEncoder;
   private pass: GPUComputePassEncoder | null = null;
+  private readonly uniforms: UniformWriter;
+  private submitted = false;
 
   constructor(private readonly gpu: Gpu, label = 'step') {
     assertAlive(gpu);
     this.encoder = gpu.device.createCommandEncoder({ label });
+    this.uniforms = new UniformWriter(gpu);
   }
 
-  dispatch(op: Op, x: number, y = 1, z = 1): void {
+  /** Dispatches `op` over (x, y, z) workgroups with these Params values (in the op's layout). */
+  dispatch(op: Op, params: readonly number[], x: number, y = 1, z = 1): void {
     const max = this.gpu.device.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) throw new Error(`${op.label}: dispatch (${x}, ${y}, ${z}) exceeds ${max} workgroups per dimension`);
     if (x === 0 || y === 0 || z === 0) return;
+    if (this.submitted) throw new Error(`${op.label}: recorded after submit`);
+    const slot = this.uniforms.write(op.paramLayout, params, op.label);
     this.pass ??= this.encoder.beginComputePass();
     this.pass.setPipeline(op.pipeline);
-    this.pass.setBindGroup(0, op.bindGroup);
+    this.pass.setBindGroup(0, op.bindGroupFor(this.uniforms, slot.page), [slot.offset]);
     this.pass.dispatchWorkgroups(x, y, z);
   }
 
@@ -235,8 +269,11 @@ export class Recorder {
     }
   }
 
+  /** Uploads this submit's Params, then submits the command buffer (queue order keeps them together). */
   submit(): void {
     this.endPass();
+    this.submitted = true;
+    this.uniforms.flush();
     this.gpu.device.queue.submit([this.encoder.finish()]);
   }
 }

@@ -13,7 +13,7 @@
  *   const mk = matmulKernelFor(gpu, 'fwd', { wBf16: true });
  *   const op = await Op.create(gpu, { kernel: mk.kernel, constants: { ...mk.constants, W_BF16: true, ACCUMULATE: false },
  *                                     bindings: [x, w, y], params: MATMUL_PARAMS });
- *   op.setParams(matmulParams({ M, N, K, ldy: N }));  rec.dispatch(op, ...mk.grid(M, N, K));
+ *   rec.dispatch(op, matmulParams({ M, N, K, ldy: N }), ...mk.grid(M, N, K));
  */
 import type { Gpu } from './device.ts';
 import type { OverrideConstants } from './kernels.ts';

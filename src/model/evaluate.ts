@@ -35,8 +35,8 @@ export class SequenceScorer {
     readonly model: LlamaModel,
     readonly forward: LlamaForward,
     private readonly chunkRows: number,
-    private readonly heads: LinearOp[],
-    private readonly ces: CrossEntropyOp[],
+    private readonly head: LinearOp,
+    private readonly ce: CrossEntropyOp,
     private readonly targets: GpuBuffer,
     private readonly loss: GpuBuffer,
     readonly maxLen: number,
@@ -54,14 +54,9 @@ export class SequenceScorer {
     const logits = createStorage(gpu, 'eval.logits', chunkRows * V * 4);
     const targets = createStorage(gpu, 'eval.targets', R * 4);
     const loss = createStorage(gpu, 'eval.loss', R * 4);
-    const heads: LinearOp[] = [];
-    const ces: CrossEntropyOp[] = [];
-    // One op pair per chunk: each has its own Params, so all chunks fit in one encoder.
-    for (let r = 0; r < R; r += chunkRows) {
-      heads.push(await LinearOp.create(gpu, model.lmHead(), forward.state.xn, logits, false));
-      ces.push(await CrossEntropyOp.create(gpu, logits, targets, loss, false));
-    }
-    return new SequenceScorer(model, forward, chunkRows, heads, ces, targets, loss, maxLen, batch, new StagingReader(gpu, R * 4, 'eval.loss.staging'));
+    const head = await LinearOp.create(gpu, model.lmHead(), forward.state.xn, logits, false);
+    const ce = await CrossEntropyOp.create(gpu, logits, targets, loss, false);
+    return new SequenceScorer(model, forward, chunkRows, head, ce, targets, loss, maxLen, batch, new StagingReader(gpu, R * 4, 'eval.loss.staging'));
   }
 
   /** Sum of the NLL over the sample's target tokens. */
@@ -82,10 +77,11 @@ export class SequenceScorer {
     gpu.device.queue.writeBuffer(this.targets.buffer, 0, targets);
     const rec = new Recorder(gpu, 'eval');
     this.forward.record(rec, B, T, 0);
-    for (let c = 0, r0 = 0; r0 < R; c++, r0 += this.chunkRows) {
+    // The logits chunks reuse one buffer and one op pair: each dispatch has its own Params.
+    for (let r0 = 0; r0 < R; r0 += this.chunkRows) {
       const rows = Math.min(this.chunkRows, R - r0);
-      this.heads[c].record(rec, rows, r0 * H, 0);
-      this.ces[c].record(rec, rows, V, 0, r0, 1);
+      this.head.record(rec, rows, r0 * H, 0);
+      this.ce.record(rec, rows, V, 0, r0, 1);
     }
     this.reader.copyFrom(rec, this.loss, 0, R * 4);
     rec.submit();

@@ -51,9 +51,8 @@ class ChunkedMatmul {
   /** M rows; X (or dX) at element xOffset, Y (or dY) at element yOffset with row stride ldy. */
   record(rec: Recorder, M: number, xOffset: number, yOffset: number, ldy: number): void {
     this.entry.chunks.forEach((c, i) => {
-      this.ops[i].setParams(matmulParams({ M, N: c.rows, K: this.entry.cols, xOffset, yOffset: yOffset + c.rowStart, ldy }));
       const [gx, gy] = this.grids[i](M);
-      rec.dispatch(this.ops[i], gx, gy);
+      rec.dispatch(this.ops[i], matmulParams({ M, N: c.rows, K: this.entry.cols, xOffset, yOffset: yOffset + c.rowStart, ldy }), gx, gy);
     });
   }
 }
@@ -102,9 +101,8 @@ export class RmsNormOp {
   }
 
   record(rec: Recorder, rows: number): void {
-    this.op.setParams([rows, this.cols, this.eps]);
     const [gx, gy] = grid1d(rows);
-    rec.dispatch(this.op, gx, gy);
+    rec.dispatch(this.op, [rows, this.cols, this.eps], gx, gy);
   }
 }
 
@@ -128,10 +126,9 @@ export class RopeOp {
   }
 
   record(rec: Recorder, d: RopeDims): void {
-    this.op.setParams([d.B, d.T, d.seqStride, d.rowOffset, d.pos0, d.nHeads, d.hd]);
     const pairs = d.B * d.T * d.nHeads * (d.hd / 2);
     const [gx, gy] = grid1d(Math.ceil(pairs / ELEMENTWISE_WG));
-    rec.dispatch(this.op, gx, gy);
+    rec.dispatch(this.op, [d.B, d.T, d.seqStride, d.rowOffset, d.pos0, d.nHeads, d.hd], gx, gy);
   }
 }
 
@@ -180,8 +177,7 @@ export class AttentionOp {
     const single = d.T === 1;
     const op = single ? this.one : this.many;
     const t = single ? this.tiles.one : this.tiles.many;
-    op.setParams([d.B, d.T, d.Tmax, d.pos0, d.nH, d.nKV, d.hd, 1 / Math.sqrt(d.hd)]);
-    rec.dispatch(op, Math.ceil(d.T / (t.QB * t.QR)), d.nH, d.B);
+    rec.dispatch(op, [d.B, d.T, d.Tmax, d.pos0, d.nH, d.nKV, d.hd, 1 / Math.sqrt(d.hd)], Math.ceil(d.T / (t.QB * t.QR)), d.nH, d.B);
   }
 }
 
@@ -194,9 +190,8 @@ export class SwiGluOp {
   }
 
   record(rec: Recorder, n: number): void {
-    this.op.setParams([n]);
     const [gx, gy] = grid1d(Math.ceil(n / ELEMENTWISE_WG));
-    rec.dispatch(this.op, gx, gy);
+    rec.dispatch(this.op, [n], gx, gy);
   }
 }
 
@@ -223,9 +218,8 @@ export class EmbeddingOp {
   record(rec: Recorder, rows: number): void {
     const H = this.w.entry.cols;
     this.w.entry.chunks.forEach((c, i) => {
-      this.ops[i].setParams([rows, H, c.rowStart, c.rows]);
       const [gx, gy] = grid1d(Math.ceil((rows * H) / ELEMENTWISE_WG));
-      rec.dispatch(this.ops[i], gx, gy);
+      rec.dispatch(this.ops[i], [rows, H, c.rowStart, c.rows], gx, gy);
     });
   }
 }
@@ -239,9 +233,8 @@ export class SoftmaxOp {
   }
 
   record(rec: Recorder, rows: number, V: number, logitsOffset: number, invTemperature: number): void {
-    this.op.setParams([rows, V, logitsOffset, invTemperature]);
     const [gx, gy] = grid1d(rows);
-    rec.dispatch(this.op, gx, gy);
+    rec.dispatch(this.op, [rows, V, logitsOffset, invTemperature], gx, gy);
   }
 }
 
@@ -255,9 +248,8 @@ export class RepetitionPenaltyOp {
   }
 
   record(rec: Recorder, count: number, V: number, logitsOffset: number, penalty: number): void {
-    this.op.setParams([count, V, logitsOffset, penalty]);
     const [gx, gy] = grid1d(Math.ceil(count / RepetitionPenaltyOp.WG));
-    rec.dispatch(this.op, gx, gy);
+    rec.dispatch(this.op, [count, V, logitsOffset, penalty], gx, gy);
   }
 }
 
@@ -281,9 +273,8 @@ export class CrossEntropyOp {
   }
 
   record(rec: Recorder, rows: number, V: number, logitsOffset: number, targetOffset: number, gradScale: number): void {
-    this.op.setParams([rows, V, logitsOffset, targetOffset, gradScale]);
     const [gx, gy] = grid1d(rows);
-    rec.dispatch(this.op, gx, gy);
+    rec.dispatch(this.op, [rows, V, logitsOffset, targetOffset, gradScale], gx, gy);
   }
 }
 
@@ -354,12 +345,10 @@ export class RmsNormBackwardOp {
   }
 
   record(rec: Recorder, rows: number): void {
-    this.input.setParams([rows, this.cols]);
     const [gx, gy] = grid1d(rows);
-    rec.dispatch(this.input, gx, gy);
-    this.weight.setParams([rows, this.cols]);
+    rec.dispatch(this.input, [rows, this.cols], gx, gy);
     const [wx, wy] = grid1d(Math.ceil(this.cols / 64));
-    rec.dispatch(this.weight, wx, wy);
+    rec.dispatch(this.weight, [rows, this.cols], wx, wy);
   }
 }
 
@@ -372,9 +361,8 @@ export class SwiGluBackwardOp {
   }
 
   record(rec: Recorder, n: number): void {
-    this.op.setParams([n]);
     const [gx, gy] = grid1d(Math.ceil(n / ELEMENTWISE_WG));
-    rec.dispatch(this.op, gx, gy);
+    rec.dispatch(this.op, [n], gx, gy);
   }
 }
 
@@ -396,14 +384,11 @@ export class AttentionBackwardOp {
 
   record(rec: Recorder, d: AttentionDims): void {
     const rows = d.B * d.T;
-    this.prep.setParams([rows, d.nH, d.hd]);
     const [px, py] = grid1d(Math.ceil((rows * d.nH) / AttentionBackwardOp.PREP_WG));
-    rec.dispatch(this.prep, px, py);
+    rec.dispatch(this.prep, [rows, d.nH, d.hd], px, py);
     const p = [d.B, d.T, d.Tmax, d.pos0, d.nH, d.nKV, d.hd, 1 / Math.sqrt(d.hd)];
-    this.dq.setParams(p);
-    rec.dispatch(this.dq, Math.ceil(d.T / (this.tiles.dq.QB * this.tiles.dq.QR)), d.nH, d.B);
-    this.dkv.setParams(p);
-    rec.dispatch(this.dkv, Math.ceil(d.Tmax / (this.tiles.dkv.SB * this.tiles.dkv.SR)), d.nKV, d.B);
+    rec.dispatch(this.dq, p, Math.ceil(d.T / (this.tiles.dq.QB * this.tiles.dq.QR)), d.nH, d.B);
+    rec.dispatch(this.dkv, p, Math.ceil(d.Tmax / (this.tiles.dkv.SB * this.tiles.dkv.SR)), d.nKV, d.B);
   }
 }
 
@@ -421,9 +406,8 @@ export class EmbeddingBackwardOp {
 
   record(rec: Recorder, uniqueCount: number): void {
     this.grad.entry.chunks.forEach((c, i) => {
-      this.ops[i].setParams([uniqueCount, this.grad.entry.cols, c.rowStart, c.rows]);
       const [gx, gy] = grid1d(uniqueCount);
-      rec.dispatch(this.ops[i], gx, gy);
+      rec.dispatch(this.ops[i], [uniqueCount, this.grad.entry.cols, c.rowStart, c.rows], gx, gy);
     });
   }
 }
@@ -437,7 +421,6 @@ export class SumOp {
   }
 
   record(rec: Recorder, n: number, outOffset: number, scale: number): void {
-    this.op.setParams([n, 0, outOffset, Math.max(n, 1), scale]);
-    rec.dispatch(this.op, 1);
+    rec.dispatch(this.op, [n, 0, outOffset, Math.max(n, 1), scale], 1);
   }
 }

@@ -10,9 +10,8 @@
  *
  * Step numbering: `encodeStep(rec, t, lr)` with t = 1, 2, ... (torch's state['step'] after its
  * increment, used in the bias corrections 1 − β^t) and lr = lrAt(t − 1) from schedule.ts (HF
- * steps the scheduler after the optimizer; see schedule.ts). One encodeStep per submit: the
- * uniforms are written with queue.writeBuffer at encode time, so a second encodeStep before the
- * submit would overwrite the first one's scalars.
+ * steps the scheduler after the optimizer; see schedule.ts). Every dispatch carries its own Params
+ * (the submit's uniform arena, src/gpu/uniforms.ts), so several encodeSteps may share one submit.
  *
  * Zeroing the grads is not an optimizer kernel: the trainer clears the grad buffers with
  * `encoder.clearBuffer` (or lets the first micro-batch's backward write them with `=`). The grad
@@ -173,9 +172,8 @@ export class AdamW {
     const noDecay = adamwStepScalars(t, lr, 0, this.beta1, this.beta2, this.eps);
     this.gradNorm.encode(rec);
     for (const e of this.entries) {
-      e.op.setParams([e.param.n, e.offset, e.bf16Offset, ...(e.param.decay ? withDecay : noDecay)]);
       const [x, y] = grid1d(e.workgroups);
-      rec.dispatch(e.op, x, y);
+      rec.dispatch(e.op, [e.param.n, e.offset, e.bf16Offset, ...(e.param.decay ? withDecay : noDecay)], x, y);
     }
   }
 

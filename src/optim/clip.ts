@@ -59,7 +59,7 @@ export class GradNorm {
     private readonly gpu: Gpu,
     readonly maxNorm: number,
     private readonly partials: GpuBuffer,
-    private readonly partialOps: { op: Op; workgroups: number }[],
+    private readonly partialOps: { op: Op; params: number[]; workgroups: number }[],
     private readonly finalizeOp: Op,
     norm: GpuBuffer,
     numPartials: number,
@@ -95,9 +95,7 @@ export class GradNorm {
           params: 'uuu',
           label: `grad_norm_partial:${l.g.name ?? k}`,
         });
-        // Sizes and slots never change: the uniform is written once.
-        op.setParams([l.g.n, l.offset, slots[k]]);
-        return { op, workgroups: l.workgroups };
+        return { op, params: [l.g.n, l.offset, slots[k]], workgroups: l.workgroups };
       }),
     );
     const finalizeOp = await Op.create(gpu, {
@@ -106,17 +104,16 @@ export class GradNorm {
       bindings: [partials, norm],
       params: 'uf',
     });
-    finalizeOp.setParams([numPartials, opts.maxNorm]);
     return new GradNorm(gpu, opts.maxNorm, partials, partialOps, finalizeOp, norm, numPartials);
   }
 
   /** Encodes both passes: afterwards `norm` holds [total_norm, clip_coef] of the current grads. */
   encode(rec: Recorder): void {
-    for (const { op, workgroups } of this.partialOps) {
+    for (const { op, params, workgroups } of this.partialOps) {
       const [x, y] = grid1d(workgroups);
-      rec.dispatch(op, x, y);
+      rec.dispatch(op, params, x, y);
     }
-    rec.dispatch(this.finalizeOp, 1);
+    rec.dispatch(this.finalizeOp, [this.numPartials, this.maxNorm], 1);
   }
 
   /** Reads [total_norm, clip_coef] back (milliseconds: for logging, after the step was submitted). */

@@ -105,7 +105,8 @@ interface LayerBwd {
   inNorm: RmsNormBackwardOp;
 }
 
-interface HeadChunk {
+/** The lm_head and loss over one chunk of logits rows; recorded once per chunk. */
+interface Head {
   head: LinearOp;
   ceTrain: CrossEntropyOp;
   ceEval: CrossEntropyOp;
@@ -129,7 +130,7 @@ export class TrainStep implements TrainEngine {
     private readonly layersB: LayerBwd[],
     private readonly finalNorm: RmsNormOp,
     private readonly finalNormB: RmsNormBackwardOp,
-    private readonly heads: HeadChunk[],
+    private readonly head: Head,
     private readonly chunkRows: number,
     private readonly embedB: EmbeddingBackwardOp,
     private readonly lossSum: SumOp,
@@ -219,16 +220,13 @@ export class TrainStep implements TrainEngine {
     const chunkRows = logitsChunkRows(bindingLimit, d.V, R);
     const logits = createStorage(gpu, 'train.logits', chunkRows * d.V * 4);
     b.all.push(logits);
-    const heads: HeadChunk[] = [];
-    for (let r = 0; r < R; r += chunkRows) {
-      heads.push({
-        head: await LinearOp.create(gpu, W(headName), b.xnF, logits, false),
-        ceTrain: await CrossEntropyOp.create(gpu, logits, b.targets, b.loss, true),
-        ceEval: await CrossEntropyOp.create(gpu, logits, b.targets, b.loss, false),
-        dIn: await LinearGradInputOp.create(gpu, W(headName), logits, b.dxnF, false),
-        dW: await LinearGradWeightOp.create(gpu, G(headName), logits, b.xnF),
-      });
-    }
+    const head: Head = {
+      head: await LinearOp.create(gpu, W(headName), b.xnF, logits, false),
+      ceTrain: await CrossEntropyOp.create(gpu, logits, b.targets, b.loss, true),
+      ceEval: await CrossEntropyOp.create(gpu, logits, b.targets, b.loss, false),
+      dIn: await LinearGradInputOp.create(gpu, W(headName), logits, b.dxnF, false),
+      dW: await LinearGradWeightOp.create(gpu, G(headName), logits, b.xnF),
+    };
     const embedB = await EmbeddingBackwardOp.create(gpu, G('model.embed_tokens.weight'), b.dx, b.uniq, b.starts, b.rows);
     const lossSum = await SumOp.create(gpu, b.loss, b.stepStats, true);
 
@@ -249,7 +247,7 @@ export class TrainStep implements TrainEngine {
       { beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, maxGradNorm: opts.maxGradNorm },
     );
     const stats = new StagingReader(gpu, 16, 'train.stats');
-    const step = new TrainStep(gpu, cfg, model, master, grads, m, v, opts, b, embed, layersF, layersB, finalNorm, finalNormB, heads, chunkRows, embedB, lossSum, adamw, stats);
+    const step = new TrainStep(gpu, cfg, model, master, grads, m, v, opts, b, embed, layersF, layersB, finalNorm, finalNormB, head, chunkRows, embedB, lossSum, adamw, stats);
     return step;
   }
 
@@ -287,9 +285,9 @@ export class TrainStep implements TrainEngine {
   /** Logits chunk by chunk: loss per row (and, when training, dlogits flowing into dxnF and dW_lm). */
   private recordHead(rec: Recorder, R: number, train: boolean, gradScale: number): void {
     const { H, V } = this.dims;
-    for (let c = 0, r0 = 0; r0 < R; c++, r0 += this.chunkRows) {
+    const h = this.head;
+    for (let r0 = 0; r0 < R; r0 += this.chunkRows) {
       const rows = Math.min(this.chunkRows, R - r0);
-      const h = this.heads[c];
       h.head.record(rec, rows, r0 * H, 0);
       if (!train) {
         h.ceEval.record(rec, rows, V, 0, r0, 1);

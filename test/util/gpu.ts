@@ -37,12 +37,11 @@ export function emptyBuffer(g: Gpu, bytes: number, label = 'test'): GpuBuffer {
 export async function runOnce(
   g: Gpu,
   kernel: string,
-  opts: { constants?: OverrideConstants; params?: [ParamLayout, number[]]; bindings: GpuBuffer[]; grid: [number, number?, number?] },
+  opts: { constants?: OverrideConstants; params: [ParamLayout, number[]]; bindings: GpuBuffer[]; grid: [number, number?, number?] },
 ): Promise<void> {
-  const op = await Op.create(g, { kernel, constants: opts.constants, bindings: opts.bindings, params: opts.params?.[0] });
-  if (opts.params) op.setParams(opts.params[1]);
+  const op = await Op.create(g, { kernel, constants: opts.constants, bindings: opts.bindings, params: opts.params[0] });
   const rec = new Recorder(g, kernel);
-  rec.dispatch(op, opts.grid[0], opts.grid[1] ?? 1, opts.grid[2] ?? 1);
+  rec.dispatch(op, opts.params[1], opts.grid[0], opts.grid[1] ?? 1, opts.grid[2] ?? 1);
   rec.submit();
   await g.device.queue.onSubmittedWorkDone();
 }
