@@ -14,7 +14,7 @@ import { cpus } from 'node:os';
 import { debianBlas } from './machine.ts';
 import { parseArgs } from 'node:util';
 import { acquireGpu, describeGpu } from '../src/gpu/device.ts';
-import { LlamaModel } from '../src/model/llama.ts';
+import { loadLlamaModel } from '../src/formats/hf-checkpoint.ts';
 import { Tokenizer } from '../src/data/tokenizer.ts';
 import { Generator } from '../src/gen/generate.ts';
 
@@ -35,7 +35,7 @@ async function main() {
   const gpu = await acquireGpu();
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   console.log(`machine: ${describeGpu(gpu)}; CPU ${cpu} × ${cpus().length}`);
-  const model = await LlamaModel.load(gpu, values.model!, values.dtype as 'bf16' | 'f32');
+  const model = await loadLlamaModel(gpu, values.model!, values.dtype as 'bf16' | 'f32');
   const tok = await Tokenizer.load(`${values.model}/tokenizer.model`);
   const gen = await Generator.create(model, tok, {});
   // The same fixed prompt ids as bench/torch_llama.py: BOS then a deterministic sequence.

@@ -12,7 +12,7 @@
 import { acquireGpu, describeGpu, type Gpu } from '../src/gpu/device.ts';
 import { createStorage, createStorageFrom, type GpuBuffer } from '../src/gpu/buffers.ts';
 import { Op, Recorder } from '../src/gpu/kernels.ts';
-import { MATMUL_PARAMS, matmulKernelFor, matmulParams, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/gpu/matmul.ts';
+import { MATMUL_PARAMS, matmulKernelFor, matmulParams, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
 import { f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { randomNormal } from '../src/util/random.ts';
 

@@ -10,7 +10,8 @@
 import { mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
-import { llamaWeightSpecs, saveLlamaCheckpointCpu } from '../src/model/hf-weights.ts';
+import { llamaWeightSpecs } from '../src/model/weights.ts';
+import { saveLlamaCheckpointCpu } from '../src/formats/hf-checkpoint.ts';
 import { Rng } from '../src/util/random.ts';
 
 /** The embedded default: ~1.8M parameters, 4k vocabulary, GQA (4 query heads over 2 kv heads). */

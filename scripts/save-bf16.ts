@@ -3,8 +3,8 @@
  * config.json + model.safetensors are replaced there, other files (tokenizer, NOTICE) are kept.
  *   npx tsx scripts/save-bf16.ts FROM_DIR TO_DIR
  */
-import { loadLlamaConfig } from '../src/model/config.ts';
-import { loadLlamaWeightsCpu, saveLlamaCheckpointCpu } from '../src/model/hf-weights.ts';
+import { loadLlamaConfig } from '../src/formats/hf-checkpoint.ts';
+import { loadLlamaWeightsCpu, saveLlamaCheckpointCpu } from '../src/formats/hf-checkpoint.ts';
 
 async function main() {
   const [from, to] = process.argv.slice(2);

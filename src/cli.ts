@@ -31,7 +31,7 @@ const dtypeOption = () => new Option('--dtype <dtype>', 'weights on the GPU: bf1
 
 /** Loads GPU, model and tokenizer (lazily imported: `--help` and `data` need no GPU code). */
 async function loadModel(dir: string, dtype: 'bf16' | 'f32', quiet = false) {
-  const { loadModelDir } = await import('./model/load.ts');
+  const { loadModelDir } = await import('./formats/model-dir.ts');
   return loadModelDir(dir, dtype, { quiet });
 }
 

@@ -5,7 +5,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { eosTokenIds, headDim, llamaConfigToJson, loadLlamaConfig, parseLlamaConfig, writeLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
+import { eosTokenIds, headDim, llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
+import { loadLlamaConfig, writeLlamaConfig } from '../src/formats/hf-checkpoint.ts';
 import { expectUserError } from './util/user-error.ts';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'llama-tiny');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildEmbeddingGradIndex } from '../src/gpu/embedding-index.ts';
+import { buildEmbeddingGradIndex } from '../src/model/embedding-index.ts';
 import { grid1d } from '../src/gpu/kernels.ts';
 import { embeddingBackward, embeddingForward } from '../src/reference/embedding.ts';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/util/bf16.ts';

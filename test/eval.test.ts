@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { LlamaModel } from '../src/model/llama.ts';
+import { loadLlamaModel } from '../src/formats/hf-checkpoint.ts';
 import { SequenceScorer } from '../src/model/evaluate.ts';
 import { Generator } from '../src/gen/generate.ts';
 import { Tokenizer } from '../src/data/tokenizer.ts';
@@ -23,7 +23,7 @@ function cli(args: string[]) {
 
 describe.skipIf(!gpu)('eval', () => {
   it('SequenceScorer: mean NLL of every next token equals PyTorch\'s loss', async () => {
-    const model = await LlamaModel.load(gpu!, fixture, 'f32');
+    const model = await loadLlamaModel(gpu!, fixture, 'f32');
     const scorer = await SequenceScorer.create(model, 16);
     for (let s = 0; s < golden.input_ids.length; s++) {
       const ids = golden.input_ids[s];
@@ -35,7 +35,7 @@ describe.skipIf(!gpu)('eval', () => {
   });
 
   it('a padded batch scores each sequence exactly as alone', async () => {
-    const model = await LlamaModel.load(gpu!, fixture, 'f32');
+    const model = await loadLlamaModel(gpu!, fixture, 'f32');
     const scorer = await SequenceScorer.create(model, 16, 3);
     const samples = [golden.input_ids[1], golden.input_ids[0], golden.input_ids[0].slice(0, 4)].map((ids, i) => ({ ids, targetStart: 1 + i, truncated: false }));
     const batched = await scorer.sumNllBatch(samples);
@@ -60,7 +60,7 @@ describe.skipIf(!gpu)('eval', () => {
   });
 
   it('the repetition penalty is applied on the GPU before sampling: a huge one forbids repeats', async () => {
-    const model = await LlamaModel.load(gpu!, 'weights/tiny', 'f32');
+    const model = await loadLlamaModel(gpu!, 'weights/tiny', 'f32');
     const tok = await Tokenizer.load('weights/tiny/tokenizer.model');
     const gen = await Generator.create(model, tok, { contextLength: 128 });
     const base = { maxNewTokens: 30, temperature: 0, topP: 1, seed: 1, stop: [], stopOnSpeakerTag: false };

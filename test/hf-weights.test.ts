@@ -6,9 +6,11 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadLlamaConfig, parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
-import { loadLlamaWeightsCpu, llamaWeightSpecs, saveLlamaCheckpointCpu, type CpuTensorF32 } from '../src/model/hf-weights.ts';
-import { INDEX_FILE, SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/model/safetensors.ts';
+import { loadLlamaConfig } from '../src/formats/hf-checkpoint.ts';
+import { parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
+import { loadLlamaWeightsCpu, saveLlamaCheckpointCpu, type CpuTensorF32 } from '../src/formats/hf-checkpoint.ts';
+import { llamaWeightSpecs } from '../src/model/weights.ts';
+import { INDEX_FILE, SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/formats/safetensors.ts';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { expectUserError } from './util/user-error.ts';
 

@@ -1,16 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { matmulBackward, matmulForward } from '../src/reference/matmul.ts';
-import {
-  MATMUL_PARAMS,
-  canUseSubgroupMatmul,
-  matmulKernelFor,
-  matmulParams,
-  matmulSubgroup,
-  matmulTiled,
-  matmulVariants,
-  type MatmulDirection,
-  type MatmulKernel,
-} from '../src/gpu/matmul.ts';
+import { MATMUL_PARAMS, canUseSubgroupMatmul, matmulKernelFor, matmulParams, matmulSubgroup, matmulTiled, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { randomNormal } from '../src/util/random.ts';
 import { TOL } from './tolerances.ts';

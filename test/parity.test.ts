@@ -10,8 +10,9 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { createStorage, readF32 } from '../src/gpu/buffers.ts';
 import { Recorder } from '../src/gpu/kernels.ts';
-import { LlamaForward, LlamaModel } from '../src/model/llama.ts';
-import { LinearOp } from '../src/model/ops.ts';
+import { LlamaForward, type LlamaModel } from '../src/model/llama.ts';
+import { loadLlamaModel } from '../src/formats/hf-checkpoint.ts';
+import { LinearOp } from '../src/ops/matmul.ts';
 import { PARITY } from './tolerances.ts';
 import { gpu } from './util/gpu.ts';
 
@@ -45,7 +46,7 @@ async function logitsAllRows(model: LlamaModel, ids: number[]): Promise<Float32A
   g.device.queue.writeBuffer(fwd.state.ids.buffer, 0, new Uint32Array(ids));
   const rec = new Recorder(g);
   fwd.record(rec, 1, T, 0);
-  head.record(rec, T, 0, 0);
+  head.record(rec, { rows: T });
   rec.submit();
   const out = await readF32(g, logits, T * V);
   fwd.state.destroy();
@@ -64,14 +65,14 @@ async function logitsByDecode(model: LlamaModel, ids: number[], split: number): 
   g.device.queue.writeBuffer(fwd.state.ids.buffer, 0, new Uint32Array(ids.slice(0, split)));
   let rec = new Recorder(g);
   fwd.record(rec, 1, split, 0);
-  head.record(rec, split, 0, 0);
+  head.record(rec, { rows: split });
   rec.submit();
   out.set(await readF32(g, logits, split * V), 0);
   for (let pos = split; pos < ids.length; pos++) {
     g.device.queue.writeBuffer(fwd.state.ids.buffer, 0, new Uint32Array([ids[pos]]));
     rec = new Recorder(g);
     fwd.record(rec, 1, 1, pos);
-    head.record(rec, 1, 0, 0);
+    head.record(rec, { rows: 1 });
     rec.submit();
     out.set(await readF32(g, logits, V), pos * V);
   }
@@ -85,7 +86,7 @@ describe.skipIf(!gpu)('LLaMA forward vs PyTorch (test/fixtures/llama-tiny)', () 
     const want = dtype === 'f32' ? golden.logits : golden.logits_bf16;
     const tol = dtype === 'f32' ? PARITY.logitsF32 : PARITY.logitsBf16;
     it(`${dtype}: full-sequence logits within ${tol} (normwise)`, async () => {
-      const model = await LlamaModel.load(gpu!, dir, dtype);
+      const model = await loadLlamaModel(gpu!, dir, dtype);
       for (let s = 0; s < golden.input_ids.length; s++) {
         const err = normwiseError(await logitsAllRows(model, golden.input_ids[s]), want[s]);
         console.log(`parity ${dtype} seq ${s} (T=${golden.input_ids[s].length}): normwise max error ${err.toExponential(3)}`);
@@ -94,7 +95,7 @@ describe.skipIf(!gpu)('LLaMA forward vs PyTorch (test/fixtures/llama-tiny)', () 
       model.destroy();
     });
     it(`${dtype}: prefill + KV-cache decode gives the same logits`, async () => {
-      const model = await LlamaModel.load(gpu!, dir, dtype);
+      const model = await loadLlamaModel(gpu!, dir, dtype);
       const ids = golden.input_ids[0];
       const err = normwiseError(await logitsByDecode(model, ids, 5), want[0]);
       console.log(`parity ${dtype} decode: normwise max error ${err.toExponential(3)}`);
@@ -110,7 +111,7 @@ describe.skipIf(!gpu)('weights split into row chunks (as a 7B embedding/lm_head 
     // (121×60) become several chunks, each bound as its own range and dispatched on its own.
     const small = Object.assign(Object.create(Object.getPrototypeOf(gpu!)), gpu!, { maxBindingBytes: 8192 });
     for (const dtype of ['f32', 'bf16'] as const) {
-      const model = await LlamaModel.load(small, dir, dtype);
+      const model = await loadLlamaModel(small, dir, dtype);
       expect(model.table.get('model.embed_tokens.weight').chunks.length).toBeGreaterThan(1);
       expect(model.table.get('lm_head.weight').chunks.length).toBeGreaterThan(1);
       expect(model.table.get('model.layers.0.mlp.down_proj.weight').chunks.length).toBeGreaterThan(1);

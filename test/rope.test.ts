@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ropeTable } from '../src/gpu/rope-table.ts';
+import { ropeTable } from '../src/model/rope-table.ts';
 import { grid1d } from '../src/gpu/kernels.ts';
 import { ropeBackward, ropeForward, type RopeShape } from '../src/reference/rope.ts';
 import { randomNormal } from '../src/util/random.ts';

@@ -6,10 +6,7 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, r
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import {
-  INDEX_FILE, SafetensorsFile, SafetensorsModel, safetensorsHeader, shardFileName, writeSafetensors, writeSafetensorsSharded,
-  type TensorToWrite,
-} from '../src/model/safetensors.ts';
+import { INDEX_FILE, SafetensorsFile, SafetensorsModel, safetensorsHeader, shardFileName, writeSafetensors, writeSafetensorsSharded, type TensorToWrite } from '../src/formats/safetensors.ts';
 import {
   bf16ArrayToF32, bf16BitsToF32, f16ArrayToF32, f16BitsToF32, f32ArrayToBf16, f32ArrayToF16, f32Bits, f32BitsToBf16Bits,
   f32BitsToF16Bits, f32FromBits, f32ToBf16Bits, f32ToF16Bits,

@@ -7,7 +7,7 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpu } from './util/gpu.ts';
-import { LlamaModel } from '../src/model/llama.ts';
+import { loadLlamaModel } from '../src/formats/hf-checkpoint.ts';
 import { Tokenizer } from '../src/data/tokenizer.ts';
 import { Generator } from '../src/gen/generate.ts';
 import { EOT, fillMetaPrompt } from '../src/data/prompted.ts';
@@ -83,7 +83,7 @@ describe.skipIf(!gpu)('serve over weights/tiny with the openai client', () => {
 
   beforeAll(async () => {
     tokenizer = await Tokenizer.load('weights/tiny/tokenizer.model');
-    const model = await LlamaModel.load(gpu!, 'weights/tiny', 'f32');
+    const model = await loadLlamaModel(gpu!, 'weights/tiny', 'f32');
     generator = await Generator.create(model, tokenizer, { contextLength: CONTEXT });
     server = await startServer({ generator, modelName: ['tiny', 'Socrates-end'], port: 0, log: (l) => logs.push(l) });
     client = new OpenAI({ baseURL: server.url, apiKey: 'EMPTY', maxRetries: 0 });

@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { UserError } from '../src/errors.ts';
 import { readCheckpoint } from '../src/train/checkpoint.ts';
-import { loadLlamaConfig } from '../src/model/config.ts';
+import { loadLlamaConfig } from '../src/formats/hf-checkpoint.ts';
 import { registerTrainCommand, resolveTrainArgs, runTrainCommand, type TrainCliOptions, type TrainStepCreateOptions, type TrainStepModule } from '../src/train/cli.ts';
 import { Progress } from '../src/train/progress.ts';
 import { installSigintHandler, Trainer, type StopFlag, type TrainArgs } from '../src/train/trainer.ts';

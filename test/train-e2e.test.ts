@@ -10,7 +10,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TOL } from './tolerances.ts';
 import { parseLlamaConfig } from '../src/model/config.ts';
-import { saveLlamaCheckpointCpu } from '../src/model/hf-weights.ts';
+import { saveLlamaCheckpointCpu } from '../src/formats/hf-checkpoint.ts';
 import { randomLlamaWeights, TINY_CONFIG } from '../scripts/make-tiny-model.ts';
 import { gpu } from './util/gpu.ts';
 

@@ -9,7 +9,8 @@
  * stored through Float32Array. The trajectory therefore depends on the sample order, the step
  * numbers (bias correction) and the learning rates: any order/resume bug changes the numbers.
  */
-import { loadLlamaWeightsCpu, llamaWeightSpecs } from '../src/model/hf-weights.ts';
+import { loadLlamaWeightsCpu } from '../src/formats/hf-checkpoint.ts';
+import { llamaWeightSpecs } from '../src/model/weights.ts';
 import { parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
 import { MASTER_PREFIX, type MicroBatch, type StepResult, type TensorMapF32, type TokenizedSample, type TrainEngine } from '../src/train/engine.ts';
 import { dataFingerprint } from '../src/train/data.ts';

@@ -21,7 +21,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { fillMetaPrompt } from '../src/data/prompted.ts';
 import { readPromptedFile, tokenizeSample, type TokenizedSample } from '../src/data/sft.ts';
 import { Tokenizer } from '../src/data/tokenizer.ts';
-import { SafetensorsModel } from '../src/model/safetensors.ts';
+import { SafetensorsModel } from '../src/formats/safetensors.ts';
 import { lrAt, warmupSteps, type Schedule } from '../src/optim/schedule.ts';
 import { TrainStep } from '../src/train/step.ts';
 import { TOL } from './tolerances.ts';

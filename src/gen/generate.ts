@@ -8,7 +8,9 @@ import { createStorage, StagingReader, type GpuBuffer } from '../gpu/buffers.ts'
 import { Recorder } from '../gpu/kernels.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
 import { LlamaForward, type LlamaModel } from '../model/llama.ts';
-import { LinearOp, RepetitionPenaltyOp, SoftmaxOp } from '../model/ops.ts';
+import { LinearOp } from '../ops/matmul.ts';
+import { RepetitionPenaltyOp } from '../ops/repetition_penalty.ts';
+import { SoftmaxOp } from '../ops/softmax.ts';
 import { Rng } from '../util/random.ts';
 import { argmax, GREEDY_TEMPERATURE, sampleTopP } from './sampler.ts';
 import { StopMatcher } from './stop.ts';
@@ -66,10 +68,10 @@ export class Generator {
     const logits = createStorage(model.gpu, 'logits', V * 4);
     const probs = createStorage(model.gpu, 'probs', V * 4);
     const lmHead = await LinearOp.create(model.gpu, model.lmHead(), forward.state.xn, logits, false);
-    const softmax = await SoftmaxOp.create(model.gpu, logits, probs);
+    const softmax = await SoftmaxOp.create(model.gpu, V, logits, probs);
     const reader = new StagingReader(model.gpu, V * 4, 'probs.staging');
     const penaltyIds = createStorage(model.gpu, 'penalty.ids', ctx * 4);
-    const penalty = await RepetitionPenaltyOp.create(model.gpu, penaltyIds, logits);
+    const penalty = await RepetitionPenaltyOp.create(model.gpu, V, penaltyIds, logits);
     return new Generator(model, tokenizer, forward, lmHead, softmax, logits, probs, reader, ctx, penalty, penaltyIds);
   }
 
@@ -83,12 +85,12 @@ export class Generator {
     const rec = new Recorder(gpu, 'decode');
     const T = ids.length;
     this.forward.record(rec, 1, T, pos0);
-    this.lmHead.record(rec, 1, (T - 1) * this.model.dims.H, 0);
+    this.lmHead.record(rec, { rows: 1, inRow: T - 1 });
     if (penalty !== 1 && seen && seen.length > 0) {
       gpu.device.queue.writeBuffer(this.penaltyIds.buffer, 0, seen as Uint32Array<ArrayBuffer>);
-      this.penalty.record(rec, seen.length, this.model.dims.V, 0, penalty);
+      this.penalty.record(rec, { rows: seen.length, scale: penalty });
     }
-    this.softmax.record(rec, 1, this.model.dims.V, 0, invTemperature);
+    this.softmax.record(rec, { rows: 1, scale: invTemperature });
     this.reader.copyFrom(rec, this.probs, 0, this.model.dims.V * 4);
     rec.submit();
     return new Float32Array(await this.reader.read());

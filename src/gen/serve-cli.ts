@@ -51,7 +51,7 @@ export function registerServeCommand(program: Command): void {
     .option('--quiet', 'no per-request log lines on stderr')
     .action(async (opts: ServeOptions) => {
       if (opts.fullName !== undefined && opts.character === undefined) throw new UserError('--full-name needs --character');
-      const { loadModelDir } = await import('../model/load.ts');
+      const { loadModelDir } = await import('../formats/model-dir.ts');
       const { Generator } = await import('./generate.ts');
       const { startServer } = await import('./serve.ts');
       const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype);

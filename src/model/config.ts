@@ -9,10 +9,7 @@
  * hidden_size / num_attention_heads, and any `model_type` other than llama (Mistral's sliding
  * window, Qwen's biases, ... are different models).
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { writeFileAtomic } from '../util/atomic.ts';
 
 export type TorchDtype = 'float32' | 'bfloat16' | 'float16';
 
@@ -51,6 +48,34 @@ export function headDim(cfg: LlamaConfig): number {
 }
 
 /** eos_token_id as a list. */
+/**
+ * The sizes the GPU code works with, from a config. Shape legend: H = hidden, I = intermediate,
+ * L = layers, nH / nKV = query / key-value heads, hd = head dim, V = vocab.
+ */
+export interface LlamaDims {
+  H: number;
+  I: number;
+  L: number;
+  nH: number;
+  nKV: number;
+  hd: number;
+  V: number;
+  eps: number;
+}
+
+export function llamaDims(cfg: LlamaConfig): LlamaDims {
+  return {
+    H: cfg.hidden_size,
+    I: cfg.intermediate_size,
+    L: cfg.num_hidden_layers,
+    nH: cfg.num_attention_heads,
+    nKV: cfg.num_key_value_heads,
+    hd: headDim(cfg),
+    V: cfg.vocab_size,
+    eps: cfg.rms_norm_eps,
+  };
+}
+
 export function eosTokenIds(cfg: LlamaConfig): number[] {
   return Array.isArray(cfg.eos_token_id) ? [...cfg.eos_token_id] : [cfg.eos_token_id];
 }
@@ -142,25 +167,6 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
   };
 }
 
-/** Reads and validates `<dir>/config.json`. */
-export function loadLlamaConfig(dir: string): LlamaConfig {
-  const file = path.join(dir, 'config.json');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`${file}: cannot read (${code === 'ENOENT' ? 'no such file; is this a HF checkpoint directory?' : code ?? (e as Error).message})`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
-  }
-  return parseLlamaConfig(json, file);
-}
-
 /** A complete config.json object that transformers' LlamaForCausalLM.from_pretrained accepts (keys sorted, as HF writes them). */
 export function llamaConfigToJson(cfg: LlamaConfig): Record<string, unknown> {
   const obj: Record<string, unknown> = {
@@ -190,12 +196,4 @@ export function llamaConfigToJson(cfg: LlamaConfig): Record<string, unknown> {
     vocab_size: cfg.vocab_size,
   };
   return obj;
-}
-
-/** Writes `<dir>/config.json` atomically (validated first, so we never write a config we cannot load). */
-export function writeLlamaConfig(dir: string, cfg: LlamaConfig): void {
-  const file = path.join(dir, 'config.json');
-  const json = llamaConfigToJson(cfg);
-  parseLlamaConfig(json, file);
-  writeFileAtomic(file, JSON.stringify(json, null, 2) + '\n');
 }

@@ -11,7 +11,8 @@ import type { Tokenizer } from '../data/tokenizer.ts';
 import type { PromptedSample } from '../data/prompted.ts';
 import { padBatch, targetCount, tokenizeSample, type TokenizedSample } from '../data/sft.ts';
 import { LlamaForward, type LlamaModel } from './llama.ts';
-import { CrossEntropyOp, LinearOp } from './ops.ts';
+import { CrossEntropyOp } from '../ops/cross_entropy.ts';
+import { LinearOp } from '../ops/matmul.ts';
 
 export interface EvalResult {
   /** Mean NLL per target token (nats). */
@@ -55,7 +56,7 @@ export class SequenceScorer {
     const targets = createStorage(gpu, 'eval.targets', R * 4);
     const loss = createStorage(gpu, 'eval.loss', R * 4);
     const head = await LinearOp.create(gpu, model.lmHead(), forward.state.xn, logits, false);
-    const ce = await CrossEntropyOp.create(gpu, logits, targets, loss, false);
+    const ce = await CrossEntropyOp.create(gpu, V, logits, targets, loss, false);
     return new SequenceScorer(model, forward, chunkRows, head, ce, targets, loss, maxLen, batch, new StagingReader(gpu, R * 4, 'eval.loss.staging'));
   }
 
@@ -72,7 +73,6 @@ export class SequenceScorer {
     // Padding ids are any valid token (their rows carry no target); row b·T + t is sample b, position t.
     const { T, ids, targets } = padBatch(samples, 0);
     const R = B * T;
-    const { H, V } = this.model.dims;
     gpu.device.queue.writeBuffer(this.forward.state.ids.buffer, 0, ids);
     gpu.device.queue.writeBuffer(this.targets.buffer, 0, targets);
     const rec = new Recorder(gpu, 'eval');
@@ -80,8 +80,8 @@ export class SequenceScorer {
     // The logits chunks reuse one buffer and one op pair: each dispatch has its own Params.
     for (let r0 = 0; r0 < R; r0 += this.chunkRows) {
       const rows = Math.min(this.chunkRows, R - r0);
-      this.head.record(rec, rows, r0 * H, 0);
-      this.ce.record(rec, rows, V, 0, r0, 1);
+      this.head.record(rec, { rows, inRow: r0 });
+      this.ce.record(rec, { rows, outRow: r0 });
     }
     this.reader.copyFrom(rec, this.loss, 0, R * 4);
     rec.submit();

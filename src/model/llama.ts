@@ -8,46 +8,22 @@
  *
  * embed → L decoder layers (src/model/layer.ts; the residual stream in place, K/V written straight
  * into each layer's cache at position pos0) → xn = rmsnorm(x, model.norm); logits = xn·lm_headᵀ
- * for the rows the caller asks for.
+ * for the rows the caller asks for. Loading a checkpoint directory is the Node side's job
+ * (src/formats/hf-checkpoint.ts): this file needs only a GPUDevice.
  */
-import { createStorage, createStorageFrom, withGpuErrorCheck, type GpuBuffer } from '../gpu/buffers.ts';
+import { createStorage, createStorageFrom, type GpuBuffer } from '../gpu/buffers.ts';
 import type { Gpu } from '../gpu/device.ts';
-import { Recorder } from '../gpu/kernels.ts';
-import { ropeTable } from '../gpu/rope-table.ts';
+import type { Recorder } from '../gpu/kernels.ts';
 import { UserError } from '../errors.ts';
-import { headDim, loadLlamaConfig, type LlamaConfig } from './config.ts';
-import { checkLlamaTensors, llamaWeightSpecs } from './hf-weights.ts';
-import { SafetensorsModel } from './safetensors.ts';
+import { llamaDims, type LlamaConfig, type LlamaDims } from './config.ts';
+import { ropeTable } from './rope-table.ts';
 import { llamaParamTable, type ParamTable } from './param-table.ts';
 import { ParamBuffers, type ElemType } from './param-buffers.ts';
-import { EmbeddingOp, RmsNormOp, type WeightRef } from './ops.ts';
-import { buildLayerForward, recordLayerForward, type LayerForwardOps } from './layer.ts';
-
-export interface LlamaDims {
-  H: number;
-  I: number;
-  L: number;
-  nH: number;
-  nKV: number;
-  hd: number;
-  V: number;
-  eps: number;
-}
-
-export function llamaDims(cfg: LlamaConfig): LlamaDims {
-  return {
-    H: cfg.hidden_size,
-    I: cfg.intermediate_size,
-    L: cfg.num_hidden_layers,
-    nH: cfg.num_attention_heads,
-    nKV: cfg.num_key_value_heads,
-    hd: headDim(cfg),
-    V: cfg.vocab_size,
-    eps: cfg.rms_norm_eps,
-  };
-}
-
-export { layerNames } from './layer.ts';
+import { EMBED_TOKENS, FINAL_NORM, lmHeadName } from './weights.ts';
+import type { OpCall, WeightRef } from '../ops/op.ts';
+import { EmbeddingOp } from '../ops/embedding.ts';
+import { RmsNormOp } from '../ops/rmsnorm.ts';
+import { buildLayerForward, recordLayerForward, type LayerForwardOps, type RopeTables } from './layer.ts';
 
 /** The model's weights on the GPU (bf16 or f32), laid out by the parameter table. */
 export class LlamaModel {
@@ -73,30 +49,14 @@ export class LlamaModel {
     return this.weights.elem;
   }
 
-  /** An empty model (zeros) of this config: callers upload the weights. A smaller `maxBindingBytes` than the device's splits tensors into more chunks (tests). */
+  /**
+   * An empty model (zeros) of this config: callers upload the weights (from a checkpoint directory:
+   * src/formats/hf-checkpoint.ts). A smaller `maxBindingBytes` than the device's splits tensors into
+   * more chunks (the tests of the 7B-style chunked paths).
+   */
   static allocate(gpu: Gpu, cfg: LlamaConfig, dtype: ElemType, maxBindingBytes = gpu.maxBindingBytes): LlamaModel {
     const table = llamaParamTable(cfg, maxBindingBytes);
     return new LlamaModel(gpu, cfg, table, new ParamBuffers(gpu, table, dtype, `weights.${dtype}`));
-  }
-
-  /**
-   * Loads a HF LLaMA directory (config.json + model.safetensors or shards), one tensor at a time
-   * (a 7B checkpoint never sits in host memory whole). Running out of GPU memory is one clear error.
-   */
-  static async load(gpu: Gpu, dir: string, dtype: ElemType): Promise<LlamaModel> {
-    const cfg = loadLlamaConfig(dir);
-    const st = SafetensorsModel.open(dir);
-    try {
-      checkLlamaTensors(st, cfg);
-      const model = await withGpuErrorCheck(gpu, `${dir}: allocating the ${dtype} weights`, () => LlamaModel.allocate(gpu, cfg, dtype));
-      for (const s of llamaWeightSpecs(cfg)) {
-        const data = dtype === 'f32' ? st.readF32(s.name) : st.readBf16(s.name);
-        model.weights.uploadTensor(model.table.get(s.name), data);
-      }
-      return model;
-    } finally {
-      st.close();
-    }
   }
 
   weight(name: string): WeightRef {
@@ -105,7 +65,11 @@ export class LlamaModel {
 
   /** lm_head, or the embedding when tied. */
   lmHead(): WeightRef {
-    return this.weight(this.cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight');
+    return this.weight(lmHeadName(this.cfg));
+  }
+
+  get rope(): RopeTables {
+    return { cos: this.ropeCos, sin: this.ropeSin };
   }
 
   destroy(): void {
@@ -175,15 +139,15 @@ export class LlamaForward {
       throw new UserError(`context of ${opts.maxSeq} tokens exceeds the model's max_position_embeddings ${model.maxPositions}`);
     }
     const st = new ForwardState(gpu, d, opts.maxBatch, opts.maxBatch * opts.maxSeq, opts.maxSeq);
-    const embed = await EmbeddingOp.create(gpu, model.weight('model.embed_tokens.weight'), st.ids, st.x);
+    const embed = await EmbeddingOp.create(gpu, model.weight(EMBED_TOKENS), st.ids, st.x);
     const layers: LayerForwardOps[] = [];
     for (let l = 0; l < d.L; l++) {
       // The residual stream runs in place (xin = xmid = xout); K/V go straight into layer l's cache.
       const x = st.x;
       const buffers = { xin: x, xn1: st.xn, rstd1: st.rstd, q: st.q, k: st.kCache[l], v: st.vCache[l], attn: st.attn, lse: st.lse, xmid: x, xn2: st.xn, rstd2: st.rstd, g: st.g, u: st.u, h: st.h, xout: x };
-      layers.push(await buildLayerForward(gpu, l, (name) => model.weight(name), { cos: model.ropeCos, sin: model.ropeSin }, buffers, d.eps));
+      layers.push(await buildLayerForward(gpu, l, (name) => model.weight(name), model.rope, buffers, d));
     }
-    const finalNorm = await RmsNormOp.create(gpu, model.weight('model.norm.weight'), st.x, st.xn, st.rstd, d.eps);
+    const finalNorm = await RmsNormOp.create(gpu, model.weight(FINAL_NORM), st.x, st.xn, st.rstd, d.eps);
     return new LlamaForward(model, st, embed, layers, finalNorm);
   }
 
@@ -202,9 +166,10 @@ export class LlamaForward {
     // Cache rows per sequence: the allocated Tmax for single-sequence decode; T when a batch of
     // padded sequences is processed whole (the cache is then just contiguous K/V rows).
     const stride = B > 1 ? T : st.Tmax;
-    this.embed.record(rec, R);
+    const rows: OpCall = { rows: R };
+    this.embed.record(rec, rows);
     for (const L of this.layers) recordLayerForward(rec, L, d, { B, T, pos0, kvStride: stride, complete: true });
-    this.finalNorm.record(rec, R);
+    this.finalNorm.record(rec, rows);
   }
 }
 

@@ -10,7 +10,7 @@
  * master/grad/m/v, bf16 arenas for the bf16 model copy); only byte offsets differ.
  */
 import type { LlamaConfig } from './config.ts';
-import { llamaWeightSpecs } from './hf-weights.ts';
+import { hfDecays, llamaWeightSpecs } from './weights.ts';
 
 export const BINDING_ALIGN = 256;
 
@@ -19,7 +19,7 @@ export interface ParamSpec {
   name: string;
   /** [rows, cols] for matrices, [n] for norm weights. */
   shape: number[];
-  /** AdamW weight decay applies (matrices and embeddings; not norm weights, as HF's Trainer). */
+  /** AdamW weight decay applies: the HF Trainer's rule, `hfDecays` (src/model/weights.ts). */
   decay: boolean;
 }
 
@@ -95,8 +95,8 @@ export class ParamTable {
   }
 }
 
-/** The table of a LLaMA in HF names and order. Norm weights (1-D) get no weight decay. */
+/** The table of a LLaMA in HF names and order, with the HF Trainer's weight-decay rule. */
 export function llamaParamTable(cfg: LlamaConfig, maxBindingBytes: number): ParamTable {
-  const specs = llamaWeightSpecs(cfg).map((w) => ({ name: w.name, shape: w.shape, decay: w.shape.length === 2 }));
+  const specs = llamaWeightSpecs(cfg).map((w) => ({ name: w.name, shape: w.shape, decay: hfDecays(w.name) }));
   return new ParamTable(specs, maxBindingBytes);
 }

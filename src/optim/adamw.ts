@@ -32,7 +32,7 @@ export interface AdamWParam {
   name: string;
   /** Elements of the tensor (or chunk). */
   n: number;
-  /** Apply weight decay? See `hfDecays` for the HF Trainer's rule. */
+  /** Apply weight decay? The model's rule is `hfDecays` (src/model/weights.ts), carried by its parameter table. */
   decay: boolean;
   /** f32 master weights, updated in place. */
   master: Slice;
@@ -59,17 +59,6 @@ export interface AdamWOptions {
   normPartialWg?: number;
   normPerThread?: number;
   normFinalizeWg?: number;
-}
-
-/**
- * The HF Trainer's weight-decay rule for LLaMA (transformers ≈ 4.31, `get_decay_parameter_names`):
- * no decay for parameters of modules in ALL_LAYERNORM_LAYERS (LlamaRMSNorm: `input_layernorm`,
- * `post_attention_layernorm`, the final `norm`) and for names containing "bias" (LLaMA has none);
- * decay for every matrix and the embeddings / lm_head. Names as in HF LLaMA checkpoints.
- */
-export function hfDecays(name: string): boolean {
-  if (name.includes('bias')) return false;
-  return !/(^|\.)[a-z_]*norm\.weight$/.test(name);
 }
 
 function sliceOf(s: Slice): { buf: GpuBuffer; offset: number } {

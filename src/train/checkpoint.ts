@@ -24,8 +24,8 @@ import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, re
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import type { LlamaConfig } from '../model/config.ts';
-import { saveLlamaCheckpointCpu } from '../model/hf-weights.ts';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../model/safetensors.ts';
+import { saveLlamaCheckpointCpu } from '../formats/hf-checkpoint.ts';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors.ts';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
 import { MASTER_PREFIX, type TensorMapF32 } from './engine.ts';
 import type { LogEntry, TrainArgs } from './trainer.ts';

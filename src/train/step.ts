@@ -14,15 +14,10 @@
  * from saved[l] into one shared set of scratch buffers right before differentiating it. Without
  * checkpointing every layer gets its own activation set and nothing is recomputed.
  *
- * One layer forward (train form: input saved[l], output saved[l+1]):
- *   xn1 = rmsnorm(saved[l]); q, k, v = xn1·Wq/k/vᵀ; rope(q), rope(k); a = attention(q, k, v)
- *   xmid = saved[l] + a·Woᵀ;  xn2 = rmsnorm(xmid); g, u = xn2·Wgate/upᵀ; h = silu(g)∘u
- *   saved[l+1] = xmid + h·Wdownᵀ
- * Backward (dx = dL/dsaved[l+1] on entry, dL/dsaved[l] on exit), the forward reversed:
- *   dh = dx·Wdown; dWdown += dxᵀh; dg, du = swiglu_bwd; dxn = dg·Wgate + du·Wup; dWgate/up += ..
- *   dx += rmsnorm_bwd(dxn, xmid)                                  (now dL/dxmid)
- *   da = dx·Wo; dWo += dxᵀa; dq, dk, dv = attention_bwd; rope_bwd(dq), rope_bwd(dk)
- *   dxn = dq·Wq + dk·Wk + dv·Wv; dWq/k/v += ..; dx += rmsnorm_bwd(dxn, saved[l])
+ * The decoder layer's forward and backward, side by side, are in src/model/layer.ts; this file
+ * orchestrates them: embed → layers (saving each input) → final norm → loss → the layers'
+ * backwards in reverse (recomputing each layer's activations first with checkpointing) → the
+ * embedding's gradient → AdamW.
  * The loss: logits = rmsnorm(saved[L])·lm_headᵀ in row chunks (a [R, V] block can exceed one
  * binding); the cross-entropy kernel overwrites each chunk with dlogits, which flow back at once.
  *
@@ -33,31 +28,31 @@ import { createStorage, StagingReader, withGpuErrorCheck, type GpuBuffer } from 
 import { f32ArrayToBf16 } from '../util/bf16.ts';
 import { acquireGpu, type Gpu } from '../gpu/device.ts';
 import { Recorder } from '../gpu/kernels.ts';
-import { buildEmbeddingGradIndex } from '../gpu/embedding-index.ts';
+import { buildEmbeddingGradIndex } from '../model/embedding-index.ts';
 import { UserError } from '../errors.ts';
 import type { TokenizedSample } from '../data/sft.ts';
 import { padBatch } from '../data/sft.ts';
-import { eosTokenIds, loadLlamaConfig, type LlamaConfig } from '../model/config.ts';
-import { checkLlamaTensors, llamaWeightSpecs } from '../model/hf-weights.ts';
-import { SafetensorsModel } from '../model/safetensors.ts';
-import { LlamaModel, type LlamaDims } from '../model/llama.ts';
-import { buildLayerForward, layerNames, recordLayerForward, type LayerBuffers, type LayerForwardOps } from '../model/layer.ts';
-import { ParamBuffers } from '../model/param-buffers.ts';
+import { eosTokenIds, type LlamaConfig, type LlamaDims } from '../model/config.ts';
+import { loadLlamaConfig, openLlamaWeights, uploadLlamaWeights } from '../formats/hf-checkpoint.ts';
+import { LlamaModel } from '../model/llama.ts';
+import { EMBED_TOKENS, FINAL_NORM, lmHeadName } from '../model/weights.ts';
 import {
-  AttentionBackwardOp,
-  CrossEntropyOp,
-  EmbeddingBackwardOp,
-  EmbeddingOp,
-  LinearGradInputOp,
-  LinearGradWeightOp,
-  LinearOp,
-  RmsNormBackwardOp,
-  RmsNormOp,
-  RopeOp,
-  SumOp,
-  SwiGluBackwardOp,
-  type WeightRef,
-} from '../model/ops.ts';
+  buildLayerBackward,
+  buildLayerForward,
+  recordLayerBackward,
+  recordLayerForward,
+  type LayerBackwardOps,
+  type LayerBuffers,
+  type LayerForwardOps,
+  type LayerGradBuffers,
+} from '../model/layer.ts';
+import { ParamBuffers } from '../model/param-buffers.ts';
+import type { OpCall, WeightRef } from '../ops/op.ts';
+import { CrossEntropyOp } from '../ops/cross_entropy.ts';
+import { EmbeddingBackwardOp, EmbeddingOp } from '../ops/embedding.ts';
+import { LinearGradInputOp, LinearGradWeightOp, LinearOp } from '../ops/matmul.ts';
+import { RmsNormBackwardOp, RmsNormOp } from '../ops/rmsnorm.ts';
+import { SumOp } from '../ops/sum.ts';
 import { logitsChunkRows } from '../model/evaluate.ts';
 import { AdamW } from '../optim/adamw.ts';
 import type { MicroBatch, StepResult, TrainEngine } from './engine.ts';
@@ -82,29 +77,6 @@ export interface TrainStepOptions {
 /** Activations of one layer (shared by all layers with checkpointing): a layer's buffers minus its input and output. */
 type LayerActs = Omit<LayerBuffers, 'xin' | 'xout'>;
 
-interface LayerBwd {
-  downIn: LinearGradInputOp;
-  downW: LinearGradWeightOp;
-  swiglu: SwiGluBackwardOp;
-  gateIn: LinearGradInputOp;
-  upIn: LinearGradInputOp;
-  gateW: LinearGradWeightOp;
-  upW: LinearGradWeightOp;
-  postNorm: RmsNormBackwardOp;
-  oIn: LinearGradInputOp;
-  oW: LinearGradWeightOp;
-  attention: AttentionBackwardOp;
-  ropeQ: RopeOp;
-  ropeK: RopeOp;
-  qIn: LinearGradInputOp;
-  kIn: LinearGradInputOp;
-  vIn: LinearGradInputOp;
-  qW: LinearGradWeightOp;
-  kW: LinearGradWeightOp;
-  vW: LinearGradWeightOp;
-  inNorm: RmsNormBackwardOp;
-}
-
 /** The lm_head and loss over one chunk of logits rows; recorded once per chunk. */
 interface Head {
   head: LinearOp;
@@ -127,7 +99,7 @@ export class TrainStep implements TrainEngine {
     private readonly b: ReturnType<typeof allocateShared>,
     private readonly embed: EmbeddingOp,
     private readonly layersF: LayerForwardOps[],
-    private readonly layersB: LayerBwd[],
+    private readonly layersB: LayerBackwardOps[],
     private readonly finalNorm: RmsNormOp,
     private readonly finalNormB: RmsNormBackwardOp,
     private readonly head: Head,
@@ -149,85 +121,56 @@ export class TrainStep implements TrainEngine {
 
   private static async build(gpu: Gpu, opts: TrainStepOptions): Promise<TrainStep> {
     const cfg = loadLlamaConfig(opts.modelDir);
+    if (opts.maxLen > cfg.max_position_embeddings) {
+      throw new UserError(`--max-len ${opts.maxLen} exceeds the model's max_position_embeddings ${cfg.max_position_embeddings}`);
+    }
     const bindingLimit = Math.min(gpu.maxBindingBytes, opts.bindingLimit ?? Infinity);
-    const model = LlamaModel.allocate(gpu, cfg, opts.dtype, bindingLimit);
+    const st = openLlamaWeights(opts.modelDir, cfg);
+    let model: LlamaModel;
+    let master: ParamBuffers;
+    try {
+      model = LlamaModel.allocate(gpu, cfg, opts.dtype, bindingLimit);
+      // With f32 the model weights are the masters; with bf16 the forward reads a bf16 copy of them
+      // (rounded from the checkpoint as AdamW will round the updated masters).
+      master = opts.dtype === 'f32' ? model.weights : new ParamBuffers(gpu, model.table, 'f32', 'master');
+      uploadLlamaWeights(st, cfg, [master, model.weights]);
+    } finally {
+      st.close();
+    }
     const table = model.table;
-    const master = opts.dtype === 'f32' ? model.weights : new ParamBuffers(gpu, table, 'f32', 'master');
     const grads = new ParamBuffers(gpu, table, 'f32', 'grad');
     const m = new ParamBuffers(gpu, table, 'f32', 'adam.m');
     const v = new ParamBuffers(gpu, table, 'f32', 'adam.v');
 
-    // Weights: f32 values into the master, bf16 copy rounded from them (as AdamW will write it).
-    const st = SafetensorsModel.open(opts.modelDir);
-    try {
-      checkLlamaTensors(st, cfg);
-      for (const s of llamaWeightSpecs(cfg)) {
-        const e = table.get(s.name);
-        const data = st.readF32(s.name);
-        master.uploadTensor(e, data);
-        if (opts.dtype === 'bf16') model.weights.uploadTensor(e, st.readBf16(s.name));
-      }
-    } finally {
-      st.close();
-    }
-
     const d = model.dims;
     const R = opts.maxBatch * opts.maxLen;
-    if (opts.maxLen > cfg.max_position_embeddings) {
-      throw new UserError(`--max-len ${opts.maxLen} exceeds the model's max_position_embeddings ${cfg.max_position_embeddings}`);
-    }
     const b = allocateShared(gpu, d, R, opts.checkpointing);
     const W = (name: string): WeightRef => ({ entry: table.get(name), buffers: model.weights });
     const G = (name: string): WeightRef => ({ entry: table.get(name), buffers: grads });
 
-    const embed = await EmbeddingOp.create(gpu, W('model.embed_tokens.weight'), b.ids, b.saved[0]);
+    const embed = await EmbeddingOp.create(gpu, W(EMBED_TOKENS), b.ids, b.saved[0]);
     const layersF: LayerForwardOps[] = [];
-    const layersB: LayerBwd[] = [];
+    const layersB: LayerBackwardOps[] = [];
     for (let l = 0; l < d.L; l++) {
-      const n = layerNames(l);
-      const a = b.acts[opts.checkpointing ? 0 : l];
-      const xin = b.saved[l];
-      layersF.push(
-        await buildLayerForward(gpu, l, W, { cos: model.ropeCos, sin: model.ropeSin }, { ...a, xin, xout: b.saved[l + 1] }, d.eps),
-      );
-      layersB.push({
-        downIn: await LinearGradInputOp.create(gpu, W(n.down), b.dx, b.dh, false),
-        downW: await LinearGradWeightOp.create(gpu, G(n.down), b.dx, a.h),
-        swiglu: await SwiGluBackwardOp.create(gpu, b.dh, a.g, a.u, b.dg, b.du),
-        gateIn: await LinearGradInputOp.create(gpu, W(n.gate), b.dg, b.dxn, false),
-        upIn: await LinearGradInputOp.create(gpu, W(n.up), b.du, b.dxn, true),
-        gateW: await LinearGradWeightOp.create(gpu, G(n.gate), b.dg, a.xn2),
-        upW: await LinearGradWeightOp.create(gpu, G(n.up), b.du, a.xn2),
-        postNorm: await RmsNormBackwardOp.create(gpu, W(n.postNorm), G(n.postNorm), b.dxn, a.xmid, a.rstd2, b.dx, true),
-        oIn: await LinearGradInputOp.create(gpu, W(n.o), b.dx, b.dattn, false),
-        oW: await LinearGradWeightOp.create(gpu, G(n.o), b.dx, a.attn),
-        attention: await AttentionBackwardOp.create(gpu, { q: a.q, k: a.k, v: a.v, o: a.attn, lse: a.lse, dout: b.dattn, dsum: b.dsum, dq: b.dq, dk: b.dk, dv: b.dv }),
-        ropeQ: await RopeOp.create(gpu, b.dq, model.ropeCos, model.ropeSin, 'bwd'),
-        ropeK: await RopeOp.create(gpu, b.dk, model.ropeCos, model.ropeSin, 'bwd'),
-        qIn: await LinearGradInputOp.create(gpu, W(n.q), b.dq, b.dxn, false),
-        kIn: await LinearGradInputOp.create(gpu, W(n.k), b.dk, b.dxn, true),
-        vIn: await LinearGradInputOp.create(gpu, W(n.v), b.dv, b.dxn, true),
-        qW: await LinearGradWeightOp.create(gpu, G(n.q), b.dq, a.xn1),
-        kW: await LinearGradWeightOp.create(gpu, G(n.k), b.dk, a.xn1),
-        vW: await LinearGradWeightOp.create(gpu, G(n.v), b.dv, a.xn1),
-        inNorm: await RmsNormBackwardOp.create(gpu, W(n.inNorm), G(n.inNorm), b.dxn, xin, a.rstd1, b.dx, true),
-      });
+      const acts: LayerBuffers = { ...b.acts[opts.checkpointing ? 0 : l], xin: b.saved[l], xout: b.saved[l + 1] };
+      layersF.push(await buildLayerForward(gpu, l, W, model.rope, acts, d));
+      layersB.push(await buildLayerBackward(gpu, l, W, G, model.rope, acts, b.grad, d));
     }
-    const finalNorm = await RmsNormOp.create(gpu, W('model.norm.weight'), b.saved[d.L], b.xnF, b.rstdF, d.eps);
-    const finalNormB = await RmsNormBackwardOp.create(gpu, W('model.norm.weight'), G('model.norm.weight'), b.dxnF, b.saved[d.L], b.rstdF, b.dx, false);
+    const finalNorm = await RmsNormOp.create(gpu, W(FINAL_NORM), b.saved[d.L], b.xnF, b.rstdF, d.eps);
+    const finalNormB = await RmsNormBackwardOp.create(gpu, W(FINAL_NORM), G(FINAL_NORM), b.dxnF, b.saved[d.L], b.rstdF, b.grad.dx, false);
 
-    const headName = cfg.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    const headName = lmHeadName(cfg);
     const chunkRows = logitsChunkRows(bindingLimit, d.V, R);
     const logits = createStorage(gpu, 'train.logits', chunkRows * d.V * 4);
     b.all.push(logits);
     const head: Head = {
       head: await LinearOp.create(gpu, W(headName), b.xnF, logits, false),
-      ceTrain: await CrossEntropyOp.create(gpu, logits, b.targets, b.loss, true),
-      ceEval: await CrossEntropyOp.create(gpu, logits, b.targets, b.loss, false),
+      ceTrain: await CrossEntropyOp.create(gpu, d.V, logits, b.targets, b.loss, true),
+      ceEval: await CrossEntropyOp.create(gpu, d.V, logits, b.targets, b.loss, false),
       dIn: await LinearGradInputOp.create(gpu, W(headName), logits, b.dxnF, false),
       dW: await LinearGradWeightOp.create(gpu, G(headName), logits, b.xnF),
     };
-    const embedB = await EmbeddingBackwardOp.create(gpu, G('model.embed_tokens.weight'), b.dx, b.uniq, b.starts, b.rows);
+    const embedB = await EmbeddingBackwardOp.create(gpu, G(EMBED_TOKENS), b.grad.dx, { uniq: b.uniq, starts: b.starts, rows: b.rows });
     const lossSum = await SumOp.create(gpu, b.loss, b.stepStats, true);
 
     const adamw = await AdamW.create(
@@ -270,64 +213,37 @@ export class TrainStep implements TrainEngine {
 
   /** Forward through all layers and the final norm (saving what the backward needs). */
   private recordForward(rec: Recorder, B: number, T: number): void {
-    const d = this.dims;
-    const R = B * T;
-    this.embed.record(rec, R);
-    for (let l = 0; l < d.L; l++) this.recordLayer(rec, l, B, T, true);
-    this.finalNorm.record(rec, R);
-  }
-
-  /** One layer's forward; `complete` = false stops after h (the recompute for the backward). */
-  private recordLayer(rec: Recorder, l: number, B: number, T: number, complete: boolean): void {
-    recordLayerForward(rec, this.layersF[l], this.dims, { B, T, pos0: 0, kvStride: T, complete });
+    const rows: OpCall = { rows: B * T };
+    this.embed.record(rec, rows);
+    for (const L of this.layersF) recordLayerForward(rec, L, this.dims, { B, T, pos0: 0, kvStride: T, complete: true });
+    this.finalNorm.record(rec, rows);
   }
 
   /** Logits chunk by chunk: loss per row (and, when training, dlogits flowing into dxnF and dW_lm). */
   private recordHead(rec: Recorder, R: number, train: boolean, gradScale: number): void {
-    const { H, V } = this.dims;
     const h = this.head;
     for (let r0 = 0; r0 < R; r0 += this.chunkRows) {
       const rows = Math.min(this.chunkRows, R - r0);
-      h.head.record(rec, rows, r0 * H, 0);
+      // xnF rows [r0, r0 + rows) → the logits chunk (row 0 of the logits buffer) → loss rows [r0, ..).
+      h.head.record(rec, { rows, inRow: r0 });
       if (!train) {
-        h.ceEval.record(rec, rows, V, 0, r0, 1);
+        h.ceEval.record(rec, { rows, outRow: r0 });
         continue;
       }
-      h.ceTrain.record(rec, rows, V, 0, r0, gradScale);
-      h.dIn.record(rec, rows, r0 * H, 0);
-      h.dW.record(rec, rows, r0 * H, 0);
+      h.ceTrain.record(rec, { rows, outRow: r0, scale: gradScale });
+      h.dIn.record(rec, { rows, inRow: r0 });
+      h.dW.record(rec, { rows, inRow: r0 });
     }
   }
 
+  /** The forward reversed: final norm, then each layer's backward (after its recompute with checkpointing), then the embedding. */
   private recordBackward(rec: Recorder, B: number, T: number): void {
-    const d = this.dims;
-    const R = B * T;
-    this.finalNormB.record(rec, R);
-    for (let l = d.L - 1; l >= 0; l--) {
-      if (this.opts.checkpointing) this.recordLayer(rec, l, B, T, false);
-      const G = this.layersB[l];
-      G.downIn.record(rec, R, 0, 0);
-      G.downW.record(rec, R, 0, 0);
-      G.swiglu.record(rec, R * d.I);
-      G.gateIn.record(rec, R, 0, 0);
-      G.upIn.record(rec, R, 0, 0);
-      G.gateW.record(rec, R, 0, 0);
-      G.upW.record(rec, R, 0, 0);
-      G.postNorm.record(rec, R);
-      G.oIn.record(rec, R, 0, 0);
-      G.oW.record(rec, R, 0, 0);
-      G.attention.record(rec, { B, T, Tmax: T, pos0: 0, nH: d.nH, nKV: d.nKV, hd: d.hd });
-      G.ropeQ.record(rec, { B, T, seqStride: T, rowOffset: 0, pos0: 0, nHeads: d.nH, hd: d.hd });
-      G.ropeK.record(rec, { B, T, seqStride: T, rowOffset: 0, pos0: 0, nHeads: d.nKV, hd: d.hd });
-      G.qIn.record(rec, R, 0, 0);
-      G.kIn.record(rec, R, 0, 0);
-      G.vIn.record(rec, R, 0, 0);
-      G.qW.record(rec, R, 0, 0);
-      G.kW.record(rec, R, 0, 0);
-      G.vW.record(rec, R, 0, 0);
-      G.inNorm.record(rec, R);
+    this.finalNormB.record(rec, { rows: B * T });
+    for (let l = this.dims.L - 1; l >= 0; l--) {
+      if (this.opts.checkpointing) recordLayerForward(rec, this.layersF[l], this.dims, { B, T, pos0: 0, kvStride: T, complete: false });
+      recordLayerBackward(rec, this.layersB[l], { B, T });
     }
-    this.embedB.record(rec, this.uniqueCount);
+    this.embedB.record(rec, { rows: this.uniqueCount });
   }
 
   async trainStep(microBatches: MicroBatch[], step: number, lr: number): Promise<StepResult> {
@@ -346,7 +262,7 @@ export class TrainStep implements TrainEngine {
       const scale = targets > 0 ? 1 / (targets * microBatches.length) : 0;
       this.recordForward(rec, B, T);
       this.recordHead(rec, B * T, true, scale);
-      this.lossSum.record(rec, B * T, 0, scale);
+      this.lossSum.record(rec, { rows: B * T, scale });
       this.recordBackward(rec, B, T);
       if (i === microBatches.length - 1) {
         this.adamw.encodeStep(rec, step, lr);
@@ -369,7 +285,7 @@ export class TrainStep implements TrainEngine {
       rec.clear(this.b.stepStats);
       this.recordForward(rec, B, T);
       this.recordHead(rec, B * T, false, 1);
-      this.lossSum.record(rec, B * T, 0, 1);
+      this.lossSum.record(rec, { rows: B * T });
       this.stats.copyFrom(rec, this.b.stepStats, 0, 4);
       rec.submit();
       total += new Float32Array(await this.stats.read())[0];
@@ -455,6 +371,18 @@ function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolea
       h: f(`${p}.h`, R * d.I),
     });
   }
+  const grad: LayerGradBuffers = {
+    dx: f('dx', R * d.H),
+    dxn: f('dxn', R * d.H),
+    dh: f('dh', R * d.I),
+    dg: f('dg', R * d.I),
+    du: f('du', R * d.I),
+    dattn: f('dattn', R * qd),
+    dsum: f('dsum', R * d.nH),
+    dq: f('dq', R * qd),
+    dk: f('dk', R * kvd),
+    dv: f('dv', R * kvd),
+  };
   const saved: GpuBuffer[] = [];
   for (let l = 0; l <= d.L; l++) saved.push(f(`saved.${l}`, R * d.H));
   return {
@@ -470,16 +398,7 @@ function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolea
     xnF: f('xnF', R * d.H),
     rstdF: f('rstdF', R),
     dxnF: f('dxnF', R * d.H),
-    dx: f('dx', R * d.H),
-    dxn: f('dxn', R * d.H),
-    dh: f('dh', R * d.I),
-    dg: f('dg', R * d.I),
-    du: f('du', R * d.I),
-    dattn: f('dattn', R * qd),
-    dsum: f('dsum', R * d.nH),
-    dq: f('dq', R * qd),
-    dk: f('dk', R * kvd),
-    dv: f('dv', R * kvd),
+    grad,
     stepStats: f('step.stats', 4),
   };
 }

@@ -1,6 +1,7 @@
 /**
- * Which matmul kernel to run, with which tile constants and grid, so the model code never needs
- * to know tile sizes. All matmul kernels share one Params layout and one binding order per
+ * The matmul op: which matmul kernel to run, with which tile constants and grid (so the model
+ * code never needs to know tile sizes), and the three Linear wrappers over a weight stored in row
+ * chunks: LinearOp (forward), LinearGradInputOp and LinearGradWeightOp (backward). All matmul kernels share one Params layout and one binding order per
  * direction (see the kernel headers):
  *
  *   params  MATMUL_PARAMS = 'uuuuuuu': [M, N, K, x_offset, w_offset, y_offset, ldy] (elements)
@@ -9,14 +10,17 @@
  *   bwd_weight  bindings (dy, x, dw): dw[w_offset + n·K + k]   =/+=  Σ_m dy[m, n] · x[m, k]
  *   The caller adds W_BF16 (fwd, bwd_input) and ACCUMULATE to `constants`.
  *
- * Usage:
+ * Usage of a bare kernel (the Linear ops below do this per weight chunk):
  *   const mk = matmulKernelFor(gpu, 'fwd', { wBf16: true });
  *   const op = await Op.create(gpu, { kernel: mk.kernel, constants: { ...mk.constants, W_BF16: true, ACCUMULATE: false },
  *                                     bindings: [x, w, y], params: MATMUL_PARAMS });
  *   rec.dispatch(op, matmulParams({ M, N, K, ldy: N }), ...mk.grid(M, N, K));
  */
-import type { Gpu } from './device.ts';
-import type { OverrideConstants } from './kernels.ts';
+import type { Gpu } from '../gpu/device.ts';
+import { Op, type Binding, type OverrideConstants, type Recorder } from '../gpu/kernels.ts';
+import type { ParamChunk, ParamEntry } from '../model/param-table.ts';
+import type { GpuBuffer } from '../gpu/buffers.ts';
+import type { ModelOp, OpCall, WeightRef } from './op.ts';
 
 export type MatmulDirection = 'fwd' | 'bwd_input' | 'bwd_weight';
 
@@ -140,4 +144,110 @@ export function matmulKernelFor(gpu: Gpu, dir: MatmulDirection, opts: MatmulKern
   const defaultRows = opts.wBf16 && dir !== 'bwd_weight' ? SUBGROUP.ROWS_BF16 : SUBGROUP.ROWS;
   const rows = opts.rows === undefined ? defaultRows : Math.max(1, Math.min(defaultRows, Math.floor(opts.rows)));
   return matmulSubgroup(dir, rows);
+}
+
+/**
+ * One matmul kernel bound once per row chunk of a weight (or of its gradient): chunk c covers rows
+ * [rowStart, rowStart + rows) of W [N, K], i.e. the columns [rowStart, ...) of Y / dY, which the
+ * Params express as y_offset + rowStart with row stride ldy = N. The three directions differ only
+ * in kernel, constants and bindings.
+ */
+class ChunkedMatmul {
+  private constructor(
+    private readonly entry: ParamEntry,
+    private readonly ops: Op[],
+    private readonly grids: ((M: number) => [number, number])[],
+  ) {}
+
+  static async create(
+    gpu: Gpu,
+    entry: ParamEntry,
+    k: MatmulKernel,
+    chunkSpec: (c: ParamChunk, i: number) => { constants: OverrideConstants; bindings: Binding[]; label: string },
+  ): Promise<ChunkedMatmul> {
+    const ops: Op[] = [];
+    const grids: ((M: number) => [number, number])[] = [];
+    for (const [i, c] of entry.chunks.entries()) {
+      const spec = chunkSpec(c, i);
+      ops.push(await Op.create(gpu, { kernel: k.kernel, constants: { ...k.constants, ...spec.constants }, params: MATMUL_PARAMS, bindings: spec.bindings, label: spec.label }));
+      grids.push((M) => k.grid(M, c.rows, entry.cols));
+    }
+    return new ChunkedMatmul(entry, ops, grids);
+  }
+
+  /** M = call.rows; X (or dX) from row call.inRow, Y (or dY) from row call.outRow (row stride N). */
+  record(rec: Recorder, call: OpCall): void {
+    const N = this.entry.rowsTotal;
+    const K = this.entry.cols;
+    const M = call.rows;
+    const xOffset = (call.inRow ?? 0) * K;
+    const yOffset = (call.outRow ?? 0) * N;
+    this.entry.chunks.forEach((c, i) => {
+      rec.dispatch(this.ops[i], matmulParams({ M, N: c.rows, K, xOffset, yOffset: yOffset + c.rowStart, ldy: N }), ...this.grids[i](M));
+    });
+  }
+}
+
+/**
+ * Y[M, N] (= or +=) X[M, K] · Wᵀ for W [N, K] stored in row chunks. Reads rows, inRow (X), outRow
+ * (Y). Two kernel configurations: the general one, and one for a single row (decode), which would
+ * otherwise compute a block of idle rows.
+ */
+export class LinearOp implements ModelOp {
+  private constructor(private readonly many: ChunkedMatmul, private readonly one: ChunkedMatmul) {}
+
+  static async create(gpu: Gpu, w: WeightRef, x: GpuBuffer, y: GpuBuffer, accumulate: boolean): Promise<LinearOp> {
+    const wBf16 = w.buffers.elem === 'bf16';
+    const build = (rows?: number) =>
+      ChunkedMatmul.create(gpu, w.entry, matmulKernelFor(gpu, 'fwd', { wBf16, rows }), (c) => ({
+        constants: { W_BF16: wBf16, ACCUMULATE: accumulate },
+        bindings: [x, w.buffers.binding(c), y],
+        label: `${w.entry.spec.name}[${c.rowStart}:${c.rowStart + c.rows}]`,
+      }));
+    return new LinearOp(await build(), await build(1));
+  }
+
+  record(rec: Recorder, call: OpCall): void {
+    (call.rows === 1 ? this.one : this.many).record(rec, call);
+  }
+}
+
+/**
+ * dX[M, K] (= or +=) dY[M, N] · W, summed over W's row chunks (the first chunk honours
+ * `accumulate`, later ones add). Reads rows, inRow (dX), outRow (dY).
+ */
+export class LinearGradInputOp implements ModelOp {
+  private constructor(private readonly mm: ChunkedMatmul) {}
+
+  static async create(gpu: Gpu, w: WeightRef, dy: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<LinearGradInputOp> {
+    const wBf16 = w.buffers.elem === 'bf16';
+    const mm = await ChunkedMatmul.create(gpu, w.entry, matmulKernelFor(gpu, 'bwd_input', { wBf16 }), (c, i) => ({
+      constants: { W_BF16: wBf16, ACCUMULATE: accumulate || i > 0 },
+      bindings: [dy, w.buffers.binding(c), dx],
+      label: `dX:${w.entry.spec.name}[${c.rowStart}]`,
+    }));
+    return new LinearGradInputOp(mm);
+  }
+
+  record(rec: Recorder, call: OpCall): void {
+    this.mm.record(rec, call);
+  }
+}
+
+/** dW[N, K] += dY[M, N]ᵀ · X[M, K], per row chunk of the (f32) gradient. Reads rows, inRow (X), outRow (dY). */
+export class LinearGradWeightOp implements ModelOp {
+  private constructor(private readonly mm: ChunkedMatmul) {}
+
+  static async create(gpu: Gpu, grad: WeightRef, dy: GpuBuffer, x: GpuBuffer): Promise<LinearGradWeightOp> {
+    const mm = await ChunkedMatmul.create(gpu, grad.entry, matmulKernelFor(gpu, 'bwd_weight'), (c) => ({
+      constants: { ACCUMULATE: true },
+      bindings: [dy, x, grad.buffers.binding(c)],
+      label: `dW:${grad.entry.spec.name}[${c.rowStart}]`,
+    }));
+    return new LinearGradWeightOp(mm);
+  }
+
+  record(rec: Recorder, call: OpCall): void {
+    this.mm.record(rec, call);
+  }
 }

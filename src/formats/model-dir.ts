@@ -8,7 +8,7 @@ import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { acquireGpu, describeGpu } from '../gpu/device.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
-import { LlamaModel } from './llama.ts';
+import { loadLlamaModel } from './hf-checkpoint.ts';
 
 export async function loadModelDir(dir: string, dtype: 'bf16' | 'f32', opts: { quiet?: boolean } = {}) {
   if (!existsSync(dir)) throw new UserError(`${dir}: no such model directory`);
@@ -20,6 +20,6 @@ export async function loadModelDir(dir: string, dtype: 'bf16' | 'f32', opts: { q
     if (gpu.report.isSoftware) console.error('wgpu-char: note: software adapter (lavapipe on the CPU): expect CPU speeds');
   }
   const tokenizer = await Tokenizer.load(tokPath);
-  const model = await LlamaModel.load(gpu, dir, dtype);
+  const model = await loadLlamaModel(gpu, dir, dtype);
   return { gpu, model, tokenizer };
 }

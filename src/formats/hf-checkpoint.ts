@@ -1,60 +1,88 @@
 /**
- * LLaMA weights in HF layout, on the CPU: the expected tensor names/shapes for a config, loading a
- * checkpoint directory (checked against them), and saving one.
- *
- * Shapes (torch nn.Linear stores [out_features, in_features]; y = x @ W^T):
- *   V = vocab_size, H = hidden_size, I = intermediate_size, nH = heads, nKV = kv heads, hd = H / nH
- *   model.embed_tokens.weight                      [V, H]
- *   model.layers.{i}.input_layernorm.weight          [H]
- *   model.layers.{i}.self_attn.q_proj.weight         [nH*hd, H]
- *   model.layers.{i}.self_attn.k_proj.weight         [nKV*hd, H]
- *   model.layers.{i}.self_attn.v_proj.weight         [nKV*hd, H]
- *   model.layers.{i}.self_attn.o_proj.weight         [H, nH*hd]
- *   model.layers.{i}.post_attention_layernorm.weight [H]
- *   model.layers.{i}.mlp.gate_proj.weight            [I, H]
- *   model.layers.{i}.mlp.up_proj.weight              [I, H]
- *   model.layers.{i}.mlp.down_proj.weight            [H, I]
- *   model.norm.weight                                [H]
- *   lm_head.weight                                   [V, H]  (absent when tie_word_embeddings)
- * q/k rows are in HF's rotate-half order (the conversion script permuted Meta's interleaved rows),
- * so RoPE pairs element d with d + hd/2 within each head.
+ * LLaMA checkpoints on disk in HF layout (config.json + safetensors; tensor names and shapes:
+ * src/model/weights.ts): reading and writing config.json, streaming the weights of a checkpoint
+ * directory onto the GPU or into CPU arrays (checked against the config), and saving one.
  */
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { tempPathFor } from '../util/atomic.ts';
+import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../util/bf16.ts';
-import { headDim, type LlamaConfig, writeLlamaConfig } from './config.ts';
+import type { Gpu } from '../gpu/device.ts';
+import { withGpuErrorCheck } from '../gpu/buffers.ts';
+import { llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from '../model/config.ts';
+import { LlamaModel } from '../model/llama.ts';
+import type { ElemType, ParamBuffers } from '../model/param-buffers.ts';
 import { SafetensorsModel, writeSafetensorsSharded, type TensorToWrite, DEFAULT_MAX_SHARD_BYTES } from './safetensors.ts';
+import { LM_HEAD, llamaWeightSpecs, type WeightSpec } from '../model/weights.ts';
 
-export interface WeightSpec {
-  name: string;
-  shape: number[];
+/** Reads and validates `<dir>/config.json`. */
+export function loadLlamaConfig(dir: string): LlamaConfig {
+  const file = path.join(dir, 'config.json');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new UserError(`${file}: cannot read (${code === 'ENOENT' ? 'no such file; is this a HF checkpoint directory?' : code ?? (e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
+  }
+  return parseLlamaConfig(json, file);
 }
 
-/** Every HF tensor a LlamaForCausalLM with config `cfg` has, with its shape, in model order. */
-export function llamaWeightSpecs(cfg: LlamaConfig): WeightSpec[] {
-  const V = cfg.vocab_size, H = cfg.hidden_size, I = cfg.intermediate_size;
-  const hd = headDim(cfg);
-  const q = cfg.num_attention_heads * hd, kv = cfg.num_key_value_heads * hd;
-  const specs: WeightSpec[] = [{ name: 'model.embed_tokens.weight', shape: [V, H] }];
-  for (let i = 0; i < cfg.num_hidden_layers; i++) {
-    const p = `model.layers.${i}.`;
-    specs.push(
-      { name: `${p}input_layernorm.weight`, shape: [H] },
-      { name: `${p}self_attn.q_proj.weight`, shape: [q, H] },
-      { name: `${p}self_attn.k_proj.weight`, shape: [kv, H] },
-      { name: `${p}self_attn.v_proj.weight`, shape: [kv, H] },
-      { name: `${p}self_attn.o_proj.weight`, shape: [H, q] },
-      { name: `${p}post_attention_layernorm.weight`, shape: [H] },
-      { name: `${p}mlp.gate_proj.weight`, shape: [I, H] },
-      { name: `${p}mlp.up_proj.weight`, shape: [I, H] },
-      { name: `${p}mlp.down_proj.weight`, shape: [H, I] },
-    );
+/** Writes `<dir>/config.json` atomically (validated first, so we never write a config we cannot load). */
+export function writeLlamaConfig(dir: string, cfg: LlamaConfig): void {
+  const file = path.join(dir, 'config.json');
+  const json = llamaConfigToJson(cfg);
+  parseLlamaConfig(json, file);
+  writeFileAtomic(file, JSON.stringify(json, null, 2) + '\n');
+}
+
+/** Opens the weights of checkpoint `dir` and checks their names and shapes against `cfg` (before any data is read); the caller closes it. */
+export function openLlamaWeights(dir: string, cfg: LlamaConfig): SafetensorsModel {
+  const st = SafetensorsModel.open(dir);
+  try {
+    checkLlamaTensors(st, cfg);
+  } catch (e) {
+    st.close();
+    throw e;
   }
-  specs.push({ name: 'model.norm.weight', shape: [H] });
-  if (!cfg.tie_word_embeddings) specs.push({ name: 'lm_head.weight', shape: [V, H] });
-  return specs;
+  return st;
+}
+
+/**
+ * Streams every weight of an opened checkpoint into GPU parameter buffers laid out by the model's
+ * table, one tensor at a time (a 7B checkpoint never sits in host memory whole): f32 values into
+ * f32 buffers, bf16 bits (rounded to nearest even from F32 sources) into bf16 ones. The one loader
+ * of the model weights of every command, and of the trainer's f32 master weights beside its bf16 copy.
+ */
+export function uploadLlamaWeights(st: SafetensorsModel, cfg: LlamaConfig, targets: ParamBuffers[]): void {
+  const unique = [...new Set(targets)];
+  for (const s of llamaWeightSpecs(cfg)) {
+    for (const t of unique) t.uploadTensor(t.table.get(s.name), t.elem === 'f32' ? st.readF32(s.name) : st.readBf16(s.name));
+  }
+}
+
+/**
+ * Loads a HF LLaMA directory (config.json + model.safetensors or shards) onto the GPU. Running out
+ * of GPU memory is one clear error. A smaller `maxBindingBytes` than the device's splits tensors
+ * into more chunks (the tests of the 7B-style chunked paths).
+ */
+export async function loadLlamaModel(gpu: Gpu, dir: string, dtype: ElemType, maxBindingBytes = gpu.maxBindingBytes): Promise<LlamaModel> {
+  const cfg = loadLlamaConfig(dir);
+  const st = openLlamaWeights(dir, cfg);
+  try {
+    const model = await withGpuErrorCheck(gpu, `${dir}: allocating the ${dtype} weights`, () => LlamaModel.allocate(gpu, cfg, dtype, maxBindingBytes));
+    uploadLlamaWeights(st, cfg, [model.weights]);
+    return model;
+  } finally {
+    st.close();
+  }
 }
 
 export type WeightDtype = 'f32' | 'bf16';
@@ -81,10 +109,9 @@ export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype
 export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: 'bf16' }): Map<string, CpuTensorBf16>;
 export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: WeightDtype }): Map<string, CpuTensor>;
 export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: WeightDtype }): Map<string, CpuTensor> {
-  const model = SafetensorsModel.open(dir);
+  const model = openLlamaWeights(dir, cfg);
   try {
     const specs = llamaWeightSpecs(cfg);
-    checkLlamaTensors(model, cfg, specs);
     const out = new Map<string, CpuTensor>();
     for (const s of specs) {
       const data = opts.dtype === 'f32' ? model.readF32(s.name) : model.readBf16(s.name);
@@ -101,7 +128,7 @@ export function checkLlamaTensors(model: SafetensorsModel, cfg: LlamaConfig, spe
   const expected = new Map(specs.map((s) => [s.name, s.shape]));
   for (const s of specs) {
     if (!model.has(s.name)) {
-      const hint = s.name === 'lm_head.weight' ? ' (config.json has tie_word_embeddings false)' : '';
+      const hint = s.name === LM_HEAD ? ' (config.json has tie_word_embeddings false)' : '';
       throw new UserError(`${model.source}: missing tensor ${s.name}${hint}`);
     }
     const info = model.info(s.name);
@@ -111,7 +138,7 @@ export function checkLlamaTensors(model: SafetensorsModel, cfg: LlamaConfig, spe
   }
   for (const name of model.names()) {
     if (expected.has(name) || IGNORED.test(name)) continue;
-    if (name === 'lm_head.weight' && cfg.tie_word_embeddings) continue;
+    if (name === LM_HEAD && cfg.tie_word_embeddings) continue;
     throw new UserError(`${model.fileOf(name).path}: unexpected tensor ${name} (not a weight of the LLaMA described by config.json: ` +
       `${cfg.num_hidden_layers} layers${cfg.tie_word_embeddings ? ', tied embeddings' : ''})`);
   }
