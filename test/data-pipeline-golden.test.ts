@@ -9,7 +9,8 @@ import { EOT, fillMetaPrompt, META_PROMPT_SFT, PROTECTIVE_LOC_TIME, protectiveSt
 import { readProfile } from '../src/data/pipeline/profile.ts';
 import { MersenneTwister, pythonChoicesIndices } from '../src/data/pipeline/random.ts';
 import { buildDialogueItems, buildProtectiveItems, buildSceneItems } from '../src/data/pipeline/stages.ts';
-import { fillTemplate, loadTemplates, placeholdersOf, TEMPLATE_FILES, TEMPLATE_PLACEHOLDERS } from '../src/data/pipeline/template.ts';
+import { loadTemplates, TEMPLATE_FILES, TEMPLATE_PLACEHOLDERS } from '../src/data/pipeline/template.ts';
+import { fillTemplate, placeholdersOf } from '../src/data/template.ts';
 import { pyStrip } from '../src/data/pipeline/text.ts';
 import { FIXTURES, ORIGINAL_PROMPTS } from './fixtures/data-pipeline/helpers.ts';
 

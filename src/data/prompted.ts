@@ -2,7 +2,7 @@
  * The SFT sample format shared by data conversion, training and chat (spec §2.2, §2.3).
  * Trained models depend on these strings byte for byte: do not reword META_PROMPT_SFT.
  */
-import { fillTemplate } from './pipeline/template.ts';
+import { fillTemplate } from './template.ts';
 
 /** One line of the prompted training file: `{prompt, output, source}` (spec §2.1). */
 export type PromptedSample = { prompt: string; output: string; source?: string };

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { fillMetaPrompt, PROTECTIVE_LOC_TIME, protectiveStatus, serializeTurns, type PromptedSample, type Turn } from '../prompted.ts';
+import { fillTemplate } from '../template.ts';
 import { CompletionClient, type GenerationSettings, type RetryPolicy } from './client.ts';
 import { acquireLock, type OkRecord } from './log.ts';
 import { parseDialogue } from './parse-dialogue.ts';
@@ -11,7 +12,7 @@ import type { Profile } from './profile.ts';
 import type { ProgressStream } from './progress.ts';
 import { MersenneTwister, pythonChoicesIndices } from './random.ts';
 import { runStage, type StageSummary, type WorkItem } from './runner.ts';
-import { fillTemplate, type Templates } from './template.ts';
+import type { Templates } from './template.ts';
 import { countWords } from './text.ts';
 
 /**
