@@ -5,7 +5,8 @@ import { create, globals } from 'webgpu';
 Object.assign(globalThis, globals);
 
 async function main() {
-  // Long-lived bindings: Dawn crashes when gpu/adapter are temporaries (platform notes).
+  // Long-lived bindings: Dawn can crash (SIGSEGV/SIGABRT) or hang in its event processing when
+  // the GPU object or the adapter is held only as a temporary (seen on lavapipe).
   const gpu = create([]);
   const adapter = await gpu.requestAdapter();
   if (!adapter) {

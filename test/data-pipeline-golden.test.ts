@@ -9,7 +9,8 @@ import { EOT, fillMetaPrompt, META_PROMPT_SFT, PROTECTIVE_LOC_TIME, protectiveSt
 import { readProfile } from '../src/data/pipeline/profile.ts';
 import { MersenneTwister, pythonChoicesIndices } from '../src/data/pipeline/random.ts';
 import { buildDialogueItems, buildProtectiveItems, buildSceneItems } from '../src/data/pipeline/stages.ts';
-import { fillTemplate, loadTemplates, placeholdersOf, TEMPLATE_FILES, TEMPLATE_PLACEHOLDERS } from '../src/data/pipeline/template.ts';
+import { loadTemplates, TEMPLATE_FILES, TEMPLATE_PLACEHOLDERS } from '../src/data/pipeline/template.ts';
+import { fillTemplate, placeholdersOf } from '../src/data/template.ts';
 import { pyStrip } from '../src/data/pipeline/text.ts';
 import { FIXTURES, ORIGINAL_PROMPTS } from './fixtures/data-pipeline/helpers.ts';
 
@@ -17,7 +18,7 @@ const original = loadTemplates(ORIGINAL_PROMPTS);
 const ours = loadTemplates();
 
 describe('CPython random port', () => {
-  it('random.seed(42): first random() values from the spec', () => {
+  it('random.seed(42): first random() values of CPython 3', () => {
     const rng = MersenneTwister.fromPythonSeed(42);
     expect([rng.random(), rng.random(), rng.random()]).toEqual([0.6394267984578837, 0.025010755222666936, 0.27502931836911926]);
   });
@@ -31,7 +32,7 @@ describe('CPython random port', () => {
 });
 
 describe('seeded scene top-up (original templates reproduce the paper)', () => {
-  it('Spartacus: 13 paragraphs x 7, then the 9 picks of the spec', () => {
+  it('Spartacus: 13 paragraphs x 7, then the 9 picks of CPython\'s random.choices', () => {
     const profile = readProfile(`${FIXTURES}wiki_Spartacus.txt`);
     expect(profile.fullName).toBe('Spartacus');
     expect(profile.paragraphs.length).toBe(13);
@@ -42,7 +43,7 @@ describe('seeded scene top-up (original templates reproduce the paper)', () => {
     expect(items.map((i) => i.id)).toEqual(Array.from({ length: 100 }, (_, i) => `scene_${i}`));
   });
 
-  it('Beethoven: 59 paragraphs, then the 41 picks of the spec', () => {
+  it('Beethoven: 59 paragraphs, then the 41 picks of CPython\'s random.choices', () => {
     const profile = readProfile(`${FIXTURES}wiki_Beethoven.txt`);
     expect(profile.fullName).toBe('Ludwig van Beethoven');
     expect(profile.shortName).toBe('Beethoven');
@@ -128,7 +129,7 @@ describe('SFT format (src/data/prompted.ts)', () => {
     expect(META_PROMPT_SFT).toBe(pyStrip(readFileSync(`${ORIGINAL_PROMPTS}/agent_meta_prompt_sft.txt`, 'utf8')));
   });
 
-  it('fills the protective meta prompt exactly as in the spec example, with the trailing blank line', () => {
+  it('fills the protective meta prompt exactly as the original converter writes it, with the trailing blank line', () => {
     expect(fillMetaPrompt({ character: 'Socrates', loc_time: PROTECTIVE_LOC_TIME, status: protectiveStatus('Socrates') })).toBe(
       'I want you to act like Socrates. I want you to respond and answer like Socrates, using the tone, manner and vocabulary Socrates would use. You must know all of the knowledge of Socrates. \n\nThe status of you is as follows:\nLocation: A room\nStatus: Socrates is chatting with a person.\n\nThe interactions are as follows:\n\n',
     );

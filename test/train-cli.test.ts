@@ -13,7 +13,8 @@ import { readCheckpoint } from '../src/train/checkpoint.ts';
 import { loadLlamaConfig } from '../src/formats/hf-checkpoint.ts';
 import { registerTrainCommand, resolveTrainArgs, runTrainCommand, type TrainCliOptions, type TrainStepCreateOptions, type TrainStepModule } from '../src/train/cli.ts';
 import { Progress } from '../src/train/progress.ts';
-import { installSigintHandler, Trainer, type StopFlag, type TrainArgs } from '../src/train/trainer.ts';
+import type { TrainArgs } from '../src/train/state.ts';
+import { installSigintHandler, Trainer, type StopFlag } from '../src/train/trainer.ts';
 import { FakeEngine, synthData, TINY_CFG } from './train-fake-engine.ts';
 
 let tmp: string;

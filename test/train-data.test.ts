@@ -1,5 +1,7 @@
 // Training data for `wgpu-char train`: loading/skipping, the seeded split, epoch orders and the
-// step plan against the HF Trainer's formula (spec §3 worked example).
+// step plan against the HF Trainer's formula, worked with the Character-LLM training's settings (98/2
+// split, 8 ranks, batch 2, accumulation 4, 10 epochs, warmup ratio 0.04) on 1,600 samples: 1,568
+// train, 196 per rank, 98 micro-batches and 24 steps per epoch, 240 steps, 10 warmup.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,7 +72,7 @@ describe('loadTrainData', () => {
 
 describe('split', () => {
   it('sizes: floor((1 − r)·N) train as the reference, at least one eval sample when r > 0 and N ≥ 2', () => {
-    expect(splitCounts(1600, 0.02)).toEqual({ nTrain: 1568, nEval: 32 }); // spec §3 worked example
+    expect(splitCounts(1600, 0.02)).toEqual({ nTrain: 1568, nEval: 32 }); // the worked example's split
     expect(splitCounts(10, 0.02)).toEqual({ nTrain: 9, nEval: 1 });
     expect(splitCounts(2, 0.02)).toEqual({ nTrain: 1, nEval: 1 });
     expect(splitCounts(1, 0.5)).toEqual({ nTrain: 1, nEval: 0 });
@@ -103,7 +105,7 @@ describe('split', () => {
 });
 
 describe('epoch plan (HF Trainer counting)', () => {
-  it('reproduces the spec §3 worked example per rank: 196 samples, batch 2, accum 4 → 98 micro-batches, 24 steps, 240 total, warmup 10', () => {
+  it('reproduces the worked example per rank (1568 train samples / 8 ranks = 196), batch 2, accum 4 → 98 micro-batches, 24 steps, 240 total, warmup 10', () => {
     const p = planEpoch(196, 2, 4);
     expect(p).toMatchObject({ microBatches: 98, stepsPerEpoch: 24, leftover: 2 });
     expect(planRun(p, { epochs: 10, maxSteps: 0, warmupRatio: 0.04 })).toEqual({ totalSteps: 240, warmupSteps: 10, epochs: 10 });

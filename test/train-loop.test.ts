@@ -15,7 +15,8 @@ import { f32ArrayToBf16, bf16ArrayToF32 } from '../src/util/bf16.ts';
 import { readCheckpoint, removeStaleTemps, writeCheckpoint } from '../src/train/checkpoint.ts';
 import { MASTER_PREFIX, type TensorMapF32 } from '../src/train/engine.ts';
 import { Progress } from '../src/train/progress.ts';
-import { formatSummary, Trainer, type StopFlag, type TrainArgs, type TrainData } from '../src/train/trainer.ts';
+import type { TrainArgs } from '../src/train/state.ts';
+import { formatSummary, Trainer, type StopFlag, type TrainData } from '../src/train/trainer.ts';
 import { FakeEngine, synthData, TINY_CFG } from './train-fake-engine.ts';
 
 const TOKENIZER_DIR = 'weights/tiny';

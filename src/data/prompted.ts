@@ -1,10 +1,11 @@
 /**
- * The SFT sample format shared by data conversion, training and chat (spec §2.2, §2.3).
+ * The SFT sample format shared by data conversion, training and chat: the original's meta prompt
+ * (`agent_meta_prompt_sft.txt`) and its converter's turn serialisation (`convert_prompt_data.py`).
  * Trained models depend on these strings byte for byte: do not reword META_PROMPT_SFT.
  */
-import { fillTemplate } from './pipeline/template.ts';
+import { fillTemplate } from './template.ts';
 
-/** One line of the prompted training file: `{prompt, output, source}` (spec §2.1). */
+/** One line of the prompted training file: `{prompt, output, source}`, as the original converter writes it. */
 export type PromptedSample = { prompt: string; output: string; source?: string };
 
 /** One turn of an experience as parsed from a generated dialogue. */
@@ -32,7 +33,7 @@ export function fillMetaPrompt(fields: { character: string; loc_time: string; st
 }
 
 /**
- * Turns -> `Name (action): text<|eot|>` lines joined by "\n" (spec §2.3).
+ * Turns -> `Name (action): text<|eot|>` lines joined by "\n", the last one without a newline after it.
  * Consecutive turns with the same (role, action) merge into one, their contents joined by "\n".
  * Protective scenes use `(speaking)` for every turn (so same-speaker runs always merge); normal
  * scenes use the turn's action, or `(speaking)` when it is empty.

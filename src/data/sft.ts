@@ -1,5 +1,6 @@
 /**
- * The "prompted" SFT data as the paper's trainer reads it (spec §2.4), shared by `train` and `eval`.
+ * The "prompted" SFT data as the paper's trainer reads it (FastChat's train.py with
+ * --already_preprocess), shared by `train` and `eval`.
  *
  * File: a JSON array or JSONL of `{prompt, output, source?}` — told apart by content (first
  * non-blank character `[` = array), not by extension. A malformed line is an error naming the file

@@ -19,7 +19,7 @@ export function fullNameOf(shortName: string, override?: string): string {
   return override ?? KNOWN_CHARACTERS[shortName] ?? shortName;
 }
 
-/** The paper's test-time setting (spec §2.2 "README demo" row): a casual chat in a coffee shop. */
+/** The test-time setting of the Character-LLM README's chat demo: a casual chat in a coffee shop. */
 export const DEFAULT_LOCATION = 'Coffee Shop - Afternoon';
 export function defaultStatus(shortName: string): string {
   return `${shortName} is casually chatting with a man from the 21st century.`;

@@ -13,6 +13,7 @@
  *                                     model.safetensors (rounded to bf16 in bf16 runs)
  *   trainer_state.json                step, epoch, position in the epoch, that epoch's data order, the
  *                                     order RNG's state, log history, args, data fingerprint
+ *                                     (`TrainerState` in state.ts)
  *   loss.svg                          the curves so far
  *
  * Never half-written: the directory is built as `<dir>.<pid>.tmp`, every file fsynced, then
@@ -28,49 +29,13 @@ import { saveLlamaCheckpointCpu } from '../formats/hf-checkpoint.ts';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors.ts';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
 import { MASTER_PREFIX, type TensorMapF32 } from './engine.ts';
-import type { LogEntry, TrainArgs } from './trainer.ts';
+import { STATE_FORMAT, STATE_VERSION, type TrainerState } from './state.ts';
 
 export const TRAINER_STATE_FILE = 'trainer_state.json';
 export const OPTIMIZER_FILE = 'optimizer.safetensors';
 export const LOSS_SVG_FILE = 'loss.svg';
 /** Copied from the model directory into every checkpoint and the final model; only the first is required. */
 export const TOKENIZER_FILES = ['tokenizer.model', 'tokenizer_config.json', 'special_tokens_map.json', 'generation_config.json'];
-const STATE_FORMAT = 'wgpu-char-trainer-state';
-const STATE_VERSION = 1;
-
-export interface TrainerState {
-  format: typeof STATE_FORMAT;
-  version: typeof STATE_VERSION;
-  /** Optimizer steps done. */
-  step: number;
-  /** 0-based index of the current epoch. */
-  epoch: number;
-  /** Optimizer steps done in the current epoch (= steps_per_epoch: the epoch's end-of-epoch eval is still due). */
-  step_in_epoch: number;
-  /** The current epoch's order (positions into the train set); null: the next epoch's order is not drawn yet. */
-  epoch_order: number[] | null;
-  /** Rng state of the epoch-order stream (after drawing epoch_order). */
-  rng_state: number[];
-  total_steps: number;
-  steps_per_epoch: number;
-  warmup_steps: number;
-  n_train: number;
-  n_eval: number;
-  /** sha256 of the tokenized train+eval samples (data.ts dataFingerprint). */
-  data_fingerprint: string;
-  last_eval_step: number | null;
-  /** Seconds spent in trainStep, all sessions. */
-  train_seconds: number;
-  /** Input tokens trained on, all sessions. */
-  tokens_seen: number;
-  log_history: LogEntry[];
-  args: TrainArgs;
-}
-
-export function newStateHeader(): Pick<TrainerState, 'format' | 'version'> {
-  return { format: STATE_FORMAT, version: STATE_VERSION };
-}
-
 export interface CheckpointContents {
   cfg: LlamaConfig;
   dtype: 'bf16' | 'f32';

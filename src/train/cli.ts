@@ -20,7 +20,8 @@ import { dataFingerprint, describeSkipped, loadTrainData, planEpoch, planRun, sp
 import type { TrainEngine } from './engine.ts';
 import { Progress } from './progress.ts';
 import type { TrainStepOptions } from './step.ts';
-import { formatSummary, installSigintHandler, Trainer, type StopFlag, type TrainArgs } from './trainer.ts';
+import type { TrainArgs } from './state.ts';
+import { formatSummary, installSigintHandler, Trainer, type StopFlag } from './trainer.ts';
 
 /** What `TrainStep.create` (src/train/step.ts, the GPU side) is called with (a type-only import: no GPU code loads here). */
 export type TrainStepCreateOptions = TrainStepOptions;

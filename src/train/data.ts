@@ -1,7 +1,8 @@
 /**
  * Training data for `wgpu-char train`: load + tokenize (exactly as src/data/sft.ts, which `eval`
  * uses too), a seeded train/eval split, the order of each epoch, and the micro-batch / optimizer
- * step plan of the HF Trainer (spec §2.4, §3).
+ * step plan of the HF Trainer, as the Character-LLM training runs it (FastChat's train.py with
+ * --already_preprocess, transformers ≈ 4.31).
  *
  * Counts, one device (the reference ran 8; its per-rank numbers are ours with world size 1):
  *   N        samples kept after tokenization (a sample whose prompt alone fills max-len is skipped)

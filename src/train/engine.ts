@@ -14,7 +14,10 @@ export type { TokenizedSample };
 /** The samples of one micro-batch, padded on the GPU side to the longest sample. */
 export interface MicroBatch { samples: TokenizedSample[] }
 
-/** loss = mean over micro-batches of each micro-batch's mean CE over its target tokens (spec §3). */
+/**
+ * loss = mean over micro-batches of each micro-batch's mean CE over its target tokens (as the HF
+ * Trainer's gradient accumulation reduces it: a mean of micro-batch means, not a mean over all tokens).
+ */
 export interface StepResult { loss: number; gradNorm: number; tokens: number }
 
 export type TensorMapF32 = Map<string, { shape: number[]; data: Float32Array }>;

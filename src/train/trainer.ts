@@ -15,7 +15,7 @@
  * position in the epoch, the epoch's order, the order RNG's state, the engine's optimizer state
  * and f32 master weights, which `create` hands to engine.importOptimizerState), the log file is
  * rewritten from the saved history, and arguments that change the trajectory must equal the
- * checkpoint's (`TRAJECTORY_KEYS`).
+ * checkpoint's (`TRAJECTORY_KEYS` in state.ts).
  *
  * Stop requests (Ctrl-C, `StopFlag`): checked after each optimizer step; the run then saves
  * OUT/checkpoint-<step>/ and returns `interrupted: true` (the CLI exits with 130).
@@ -37,51 +37,14 @@ import { appendLineDurable, writeFileAtomic } from '../util/atomic.ts';
 import { Rng } from '../util/random.ts';
 import { targetCount } from '../data/sft.ts';
 import {
-  LOSS_SVG_FILE, listCheckpoints, newStateHeader, removeStaleTemps, writeCheckpoint, writeFinalModel,
-  type CheckpointHooks, type LoadedCheckpoint, type TrainerState,
+  LOSS_SVG_FILE, listCheckpoints, removeStaleTemps, writeCheckpoint, writeFinalModel,
+  type CheckpointHooks, type LoadedCheckpoint,
 } from './checkpoint.ts';
 import { epochOrder, microBatchesOfStep, orderRng, planEpoch, planRun, type EpochPlan } from './data.ts';
 import { MASTER_PREFIX, type MicroBatch, type TensorMapF32, type TokenizedSample, type TrainEngine } from './engine.ts';
 import { renderLossSvg } from './loss-svg.ts';
 import { formatDuration, Progress } from './progress.ts';
-
-export interface TrainArgs {
-  /** --data: prompted file (JSON array or JSONL of {prompt, output}). */
-  data: string;
-  /** --model: HF LLaMA directory to start from (and whose tokenizer is used). */
-  model: string;
-  /** --out: run directory (final model, checkpoints, log, loss.svg). */
-  out: string;
-  /** --log: JSONL log (default OUT/train_log.jsonl). */
-  log: string;
-  maxLen: number;
-  evalRatio: number;
-  seed: number;
-  shuffle: boolean;
-  batchSize: number;
-  gradAccum: number;
-  epochs: number;
-  /** 0 = no limit (epochs × steps per epoch). */
-  maxSteps: number;
-  lr: number;
-  weightDecay: number;
-  warmupRatio: number;
-  lrScheduler: 'cosine' | 'constant';
-  maxGradNorm: number;
-  dtype: 'bf16' | 'f32';
-  checkpointing: boolean;
-  saveEveryEpoch: boolean;
-  /** --save-steps: also write OUT/checkpoint-<step>/ every this many optimizer steps (0 = never), so a long epoch can resume. */
-  saveSteps?: number;
-}
-
-/** Arguments that change the trajectory: a resumed run must use the checkpoint's values. */
-export const TRAJECTORY_KEYS = [
-  'maxLen', 'evalRatio', 'seed', 'shuffle', 'batchSize', 'gradAccum', 'epochs', 'maxSteps',
-  'lr', 'weightDecay', 'warmupRatio', 'lrScheduler', 'maxGradNorm', 'dtype',
-] as const satisfies readonly (keyof TrainArgs)[];
-
-export type LogEntry = { step: number; epoch: number } & Record<string, number>;
+import { newStateHeader, TRAJECTORY_KEYS, type LogEntry, type TrainArgs, type TrainerState } from './state.ts';
 
 export interface TrainData {
   train: TokenizedSample[];

@@ -18,7 +18,8 @@ import { normalizeNewlines, pyStrip } from './text.ts';
  *     Neefe (speaking)
  *     ...
  *
- * Fixes over the original `parse_dialogue_info` (spec §1 Stage 2, §9.6-7):
+ * Fixes over the original `parse_dialogue_info` (also listed in docs/data-pipeline.md, "How our
+ * output differs from the original"):
  * - a speaker line followed by any number of content lines is ONE turn whose paragraphs are joined
  *   by "\n" (the original read 3-line blocks as role/action/content, writing "Name P1: P2" into the
  *   training text, and silently dropped blocks of 4+ lines);

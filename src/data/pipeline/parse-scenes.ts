@@ -3,7 +3,8 @@ import { normalizeNewlines, pyStrip } from './text.ts';
 /**
  * Scene parser: a model reply to the scene template -> scenes {type, location, background}.
  *
- * Differences from the original `parse_data_scene.py` (spec §1 Stage 1, §9.4):
+ * Differences from the original `parse_data_scene.py` (also listed in docs/data-pipeline.md, "How
+ * our output differs from the original"):
  * - it never throws: text that is not a scene (preamble, epilogue, a scene with a field missing)
  *   is returned in `rejects` with the reason (the original crashed with KeyError on the first one);
  * - fields are recognised only at the start of a line (the original matched "Type: " anywhere, so a

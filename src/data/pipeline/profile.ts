@@ -3,7 +3,7 @@ import { basename } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { normalizeNewlines, pyStrip } from './text.ts';
 
-/** A character profile: `# Full Name`, then paragraphs separated by blank lines (spec §0.1). */
+/** A character profile: `# Full Name`, then paragraphs separated by blank lines (parseProfile below). */
 export type Profile = {
   /** Header of the profile file, e.g. "Ludwig van Beethoven". */
   fullName: string;

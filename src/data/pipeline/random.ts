@@ -5,7 +5,8 @@
  * Why a port instead of any seeded PRNG: `wgpu-char data scenes --seed 42` must pick the same
  * extra profile paragraphs as the paper's `random.seed(42); random.choices(...)`, so the scene
  * prompts (and with the original templates, the whole request list) can be reproduced exactly.
- * The test vectors are in the spec (§1, Stage 1) and in test/data-pipeline-golden.test.ts.
+ * The test vectors (CPython 3's first random() values after seed(42), and the paragraphs it picks for
+ * the Spartacus and Beethoven profiles) are in test/data-pipeline-golden.test.ts.
  */
 
 const N = 624;

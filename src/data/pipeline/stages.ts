@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { UserError } from '../../errors.ts';
 import { writeFileAtomic } from '../../util/atomic.ts';
 import { fillMetaPrompt, PROTECTIVE_LOC_TIME, protectiveStatus, serializeTurns, type PromptedSample, type Turn } from '../prompted.ts';
+import { fillTemplate } from '../template.ts';
 import { CompletionClient, type GenerationSettings, type RetryPolicy } from './client.ts';
 import { acquireLock, type OkRecord } from './log.ts';
 import { parseDialogue } from './parse-dialogue.ts';
@@ -11,7 +12,7 @@ import type { Profile } from './profile.ts';
 import type { ProgressStream } from './progress.ts';
 import { MersenneTwister, pythonChoicesIndices } from './random.ts';
 import { runStage, type StageSummary, type WorkItem } from './runner.ts';
-import { fillTemplate, type Templates } from './template.ts';
+import type { Templates } from './template.ts';
 import { countWords } from './text.ts';
 
 /**
@@ -39,7 +40,7 @@ export type StageName = 'scenes' | 'dialogues' | 'protective';
 
 /** A scene as written to scenes.jsonl (the original's keys, plus the paragraph index). */
 export type SceneRecord = { source: string; type: string; location: string; background: string; paragraph: number; profile: string };
-/** An experience as written to dialogues.jsonl. `status` is the scene's background (the original lost it, spec §9.5). */
+/** An experience as written to dialogues.jsonl. `status` is the scene's background (the original lost it: it looked for `- Background: ` in a prompt whose line is `- Status: `, so its `background` was always "."). */
 export type DialogueRecord = { source: string; scene: string; type: string; location: string; status: string; setting: string[]; dialogue: Turn[] };
 /** A protective experience as written to protective.jsonl. */
 export type ProtectiveRecord = { source: string; paragraph: number; setting: string[]; dialogue: Turn[] };
@@ -130,7 +131,7 @@ function countReject(stats: ParseStats, reason: string, kind: 'block' | 'record'
 export type SceneItem = WorkItem & { index: number; paragraph: number };
 
 /**
- * The scene requests, as the original builds them (spec §1 Stage 1): one prompt per paragraph,
+ * The scene requests, as the original builds them: one prompt per paragraph,
  * the list repeated `max(floor(count / n), 1)` times, then topped up to `count` with
  * `random.seed(seed); random.choices(prompts, weights=[len(p) for p in prompts])`.
  * A profile with more paragraphs than `count` keeps all of them (the original's Martin has 115).

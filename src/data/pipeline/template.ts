@@ -1,31 +1,13 @@
+/**
+ * The data-set pipeline's generation templates: their file names and allowed placeholders, and
+ * loading and checking them (filling is ../template.ts).
+ */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../../errors.ts';
+import { placeholdersOf } from '../template.ts';
 import { pyStrip } from './text.ts';
-
-/**
- * Prompt templates: `{name}` placeholders filled in ONE regex pass (like Python's `str.format`,
- * a value that itself contains `{x}` is inserted literally, never re-expanded).
- */
-
-const PLACEHOLDER_RE = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
-
-/** The placeholders a template uses, in order of first appearance. */
-export function placeholdersOf(template: string): string[] {
-  const names: string[] = [];
-  for (const m of template.matchAll(PLACEHOLDER_RE)) if (!names.includes(m[1]!)) names.push(m[1]!);
-  return names;
-}
-
-/** Fills every `{name}` from `values`; a placeholder without a value is an error (as KeyError is in Python). */
-export function fillTemplate(template: string, values: Record<string, string>, templateName = 'template'): string {
-  return template.replace(PLACEHOLDER_RE, (whole, name: string) => {
-    const value = values[name];
-    if (value === undefined) throw new UserError(`${templateName}: placeholder {${name}} has no value (known: ${Object.keys(values).join(', ')})`);
-    return value;
-  });
-}
 
 /** The three generation templates, under the file names the original uses, so `--prompts` can point at its folder. */
 export const TEMPLATE_FILES = {
