@@ -1,5 +1,5 @@
 /**
- * `wgpu-char serve` (src/gen/serve.ts): the OpenAI-compatible server, in-process on an ephemeral
+ * `wgpu-char serve` (src/serve/): the OpenAI-compatible server, in-process on an ephemeral
  * port over weights/tiny, called with the real `openai` client. The tiny model writes gibberish,
  * so the tests compare the server against itself (same seed, streamed vs not, with vs without a
  * stop) and check the prompt it built through usage.prompt_tokens.
@@ -11,7 +11,9 @@ import { loadLlamaModel } from '../src/formats/hf-checkpoint.ts';
 import { Tokenizer } from '../src/data/tokenizer.ts';
 import { Generator } from '../src/gen/generate.ts';
 import { EOT, fillMetaPrompt } from '../src/data/prompted.ts';
-import { buildChatCompletionPrompt, characterFromMetaPrompt, ReplyText, startServer, type RunningServer } from '../src/gen/serve.ts';
+import { characterFromMetaPrompt, ReplyText } from '../src/gen/chat-prompt.ts';
+import { buildChatCompletionPrompt } from '../src/serve/openai.ts';
+import { startServer, type RunningServer } from '../src/serve/server.ts';
 
 const SOCRATES_HEADER = fillMetaPrompt({ character: 'Socrates', loc_time: 'Coffee Shop - Afternoon', status: 'Socrates is casually chatting with a man from the 21st century.' });
 

@@ -1,18 +1,41 @@
 /**
- * Prompts for chatting with a trained character, as the paper's `LocalCharacter` builds them
- * (spec §4.2): the filled SFT meta prompt + "\n\n", then the last 8 history turns (the character's
- * own turns of any action, the others' `(speaking)` turns) as `Role (action): content<|eot|>\n`,
- * then `<Short> (` so the model completes the action word (`speaking): ...` or `thinking): ...`).
+ * Prompts for chatting with a trained character, as the paper's `LocalCharacter` builds them: the
+ * filled SFT meta prompt + "\n\n", then the last 8 history turns (the character's own turns of any
+ * action, the others' `(speaking)` turns) as `Role (action): content<|eot|>\n`, then `<Short> (` so
+ * the model completes the action word (`speaking): ...` or `thinking): ...`). One builder for
+ * `wgpu-char chat` (a setting and a history) and `wgpu-char serve` (an API client's chat, below),
+ * and the parser of the reply the model writes after it.
  */
 import { EOT, fillMetaPrompt, type Turn } from '../data/prompted.ts';
+import { DEFAULT_LOCATION, defaultStatus, fullNameOf, KNOWN_CHARACTERS } from './characters.ts';
 
 export const HISTORY_TURNS = 8;
+
+/** The speaker name of the other party's turns when none is given: the paper's interviewer. */
+export const DEFAULT_USER_NAME = 'Man';
 
 export interface ChatSetting {
   shortName: string;
   fullName: string;
   location: string;
   status: string;
+}
+
+/**
+ * A character by short name, with optional parts of its setting (the chat API's `character` field
+ * and `serve --character`); `chatSettingOf` fills in the rest.
+ */
+export interface CharacterSpec {
+  /** Short name, as in the turns (`Beethoven (speaking): ...`). */
+  name: string;
+  full_name?: string;
+  location?: string;
+  status?: string;
+}
+
+/** The setting of a character: its known full name (else `name`), the paper's coffee shop in the afternoon, a casual chat. */
+export function chatSettingOf(c: CharacterSpec): ChatSetting {
+  return { shortName: c.name, fullName: c.full_name ?? fullNameOf(c.name), location: c.location ?? DEFAULT_LOCATION, status: c.status ?? defaultStatus(c.name) };
 }
 
 export function buildChatPrompt(setting: ChatSetting, history: readonly Turn[]): string {
@@ -29,13 +52,68 @@ export function chatPromptFromHeader(header: string, shortName: string, history:
   return prompt + `${shortName} (`;
 }
 
+/** A chat as an API client sends it: an optional system message (the prompt's header), then the turns. */
+export interface ClientChat {
+  system?: string;
+  turns: readonly { role: 'user' | 'assistant'; name?: string; content: string }[];
+}
+
+/** Why a client's chat makes no character prompt (the server answers it as a bad request). */
+export class ChatPromptError extends Error {}
+
+/**
+ * The character prompt of a client's chat, and the character's short name.
+ * - Header: the system message as is, its trailing whitespace made exactly "\n\n" (the original
+ *   appends "\n\n" to the stripped meta prompt, and `fillMetaPrompt` ends in "\n\n": both give the
+ *   same prompt). Without one, the meta prompt filled from the setting of `character`, else of
+ *   `defaultCharacter`; neither: ChatPromptError.
+ * - Short name: `character.name`, else the name in the system message's "I want you to act like
+ *   <X>." (`characterFromMetaPrompt`), else `defaultCharacter.name`; none: ChatPromptError.
+ * - A user turn is `<name or userName or "Man"> (speaking): ...`, an assistant turn
+ *   `<Short> (speaking): ...`; the last HISTORY_TURNS are kept, not merged.
+ */
+export function chatPromptFromClientChat(
+  chat: ClientChat,
+  opts: { character?: CharacterSpec; defaultCharacter?: CharacterSpec; userName?: string },
+): { prompt: string; shortName: string } {
+  const userName = opts.userName || DEFAULT_USER_NAME;
+  const history = (shortName: string): Turn[] =>
+    chat.turns.map((t) => ({ role: t.role === 'user' ? t.name?.trim() || userName : shortName, action: '(speaking)', content: t.content }));
+  if (chat.system !== undefined) {
+    const shortName = opts.character?.name ?? characterFromMetaPrompt(chat.system) ?? opts.defaultCharacter?.name;
+    if (!shortName) {
+      throw new ChatPromptError(
+        `cannot tell the character's name from the system message (no "I want you to act like <name>."): give the 'character' field {name} or start the server with --character`,
+      );
+    }
+    const trimmed = chat.system.replace(/\s+$/, '');
+    const header = trimmed === '' ? '' : trimmed + '\n\n';
+    return { prompt: chatPromptFromHeader(header, shortName, history(shortName)), shortName };
+  }
+  const character = opts.character ?? opts.defaultCharacter;
+  if (!character) {
+    throw new ChatPromptError(
+      `a chat needs the character's prompt header: a system message with the meta prompt ("I want you to act like ..."), or the 'character' field {name, full_name, location, status}`,
+    );
+  }
+  return { prompt: buildChatPrompt(chatSettingOf(character), history(character.name)), shortName: character.name };
+}
+
+/** The short name behind "I want you to act like <full name>." in a meta prompt, if any (a name not known is its own short name). */
+export function characterFromMetaPrompt(header: string): string | undefined {
+  const m = /I want you to act like (.+?)\. I want you to/.exec(header) ?? /I want you to act like ([^\n.]+)\./.exec(header);
+  if (!m) return undefined;
+  const full = m[1].trim();
+  return Object.entries(KNOWN_CHARACTERS).find(([, f]) => f === full)?.[0] ?? full;
+}
+
 /** The action head the model writes after `<Short> (`: `speaking): `, `thinking): `. */
 const ACTION_HEAD_RE = /^[^()\n:]{0,30}\)\s*:\s?/;
 
 /**
  * Splits the model's completion (which continues after `<Short> (`) into the action and the reply:
  * `speaking): I was born in Bonn.` -> {action: '(speaking)', content: 'I was born in Bonn.'}.
- * Unlike the original's post_process, a `": "` inside the reply is kept as is (spec §9).
+ * Unlike the original's post_process, a `": "` inside the reply is kept as is.
  */
 export function parseCompletion(shortName: string, completion: string): Turn {
   const m = /^([^()\n:]{0,30})\)\s*:\s?/.exec(completion); // ACTION_HEAD_RE, capturing the action

@@ -53,7 +53,7 @@ export function registerServeCommand(program: Command): void {
       if (opts.fullName !== undefined && opts.character === undefined) throw new UserError('--full-name needs --character');
       const { loadModelDir } = await import('../formats/model-dir.ts');
       const { Generator } = await import('./generate.ts');
-      const { startServer } = await import('./serve.ts');
+      const { startServer } = await import('../serve/server.ts');
       const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype);
       const generator = await Generator.create(model, tokenizer, { contextLength: opts.context });
       const modelName = opts.modelName ?? [path.basename(path.resolve(opts.model))];

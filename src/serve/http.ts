@@ -1,0 +1,176 @@
+/**
+ * The HTTP side of `wgpu-char serve`, on node:http alone: listening and closing, a table of routes
+ * (unknown path: 404, wrong method: 405), request bodies read as one JSON object of at most 8 MiB
+ * (else 413), JSON answers, the error answer of a failed request, and one log line per request
+ * (method, path, status, the route's note, seconds). Knows nothing of models or of the OpenAI API.
+ */
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { ApiError, asApiError, ErrorCode, errorBody } from './errors.ts';
+import { endStreamWithError } from './sse.ts';
+
+export type Json = Record<string, unknown>;
+
+const MAX_BODY_BYTES = 8 << 20;
+
+/** Thrown to stop work for a client that has closed its connection (it is logged, not answered). */
+export class ClientGone extends Error {}
+
+/** Whether the client of one response is still there. */
+export class Client {
+  private gone = false;
+  constructor(res: ServerResponse) {
+    res.on('close', () => {
+      if (!res.writableFinished) this.gone = true;
+    });
+  }
+  /** Throws ClientGone once the connection closed before the answer was complete. */
+  ensurePresent(): void {
+    if (this.gone) throw new ClientGone();
+  }
+}
+
+/** One request and its response, as a route handler sees them. */
+export interface Exchange {
+  req: IncomingMessage;
+  res: ServerResponse;
+  client: Client;
+  /** The groups a pattern route's path matched, in order (none for a fixed path). */
+  params: string[];
+}
+
+export interface Route {
+  method: 'GET' | 'POST';
+  /** A fixed path without a trailing slash, or a pattern over such paths. */
+  path: string | RegExp;
+  /** Left out of the endpoint list a 404 answer gives (routes with a pattern always are). */
+  hidden?: boolean;
+  /** Answers the exchange (or throws); resolves to a note for the log line, '' for none. */
+  handle(ex: Exchange): Promise<string>;
+}
+
+export interface HttpServerOptions {
+  host: string;
+  /** 0 picks a free port. */
+  port: number;
+  routes: readonly Route[];
+  log: (line: string) => void;
+}
+
+export interface HttpServer {
+  /** `http://host:port`, with an IPv6 host in brackets. */
+  origin: string;
+  port: number;
+  /** Stops accepting, drops open connections, and resolves once the server is closed. */
+  close(): Promise<void>;
+}
+
+export async function listen(opts: HttpServerOptions): Promise<HttpServer> {
+  const server = createServer((req, res) => answer(req, res, opts.routes, opts.log));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as AddressInfo).port;
+  const urlHost = opts.host.includes(':') ? `[${opts.host}]` : opts.host;
+  return {
+    origin: `http://${urlHost}:${port}`,
+    port,
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+}
+
+/** Routes one request, answers its failure if it fails, and logs it. */
+function answer(req: IncomingMessage, res: ServerResponse, routes: readonly Route[], log: (line: string) => void): void {
+  const t0 = performance.now();
+  const logLine = (status: number | string, note = '') => log(`${req.method} ${req.url} ${status}${note ? ' ' + note : ''} ${((performance.now() - t0) / 1000).toFixed(2)}s`);
+  const client = new Client(res);
+  dispatch(req, res, client, routes).then(
+    (note) => logLine(res.statusCode, note),
+    (e: unknown) => {
+      if (e instanceof ClientGone) return logLine('client gone');
+      const err = asApiError(e);
+      if (!(e instanceof ApiError)) log(`${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`);
+      // Only an event stream is written in parts, so a response already started is one.
+      if (res.headersSent) endStreamWithError(res, errorBody(err));
+      else sendJson(res, err.status, errorBody(err));
+      logLine(err.status, err.message);
+    },
+  );
+}
+
+async function dispatch(req: IncomingMessage, res: ServerResponse, client: Client, routes: readonly Route[]): Promise<string> {
+  const url = new URL(req.url ?? '/', 'http://x');
+  const path = url.pathname.replace(/\/+$/, '') || '/';
+  const method = req.method ?? 'GET';
+  const onPath = routes.flatMap((route) => {
+    const params = matchPath(route.path, path);
+    return params ? [{ route, params }] : [];
+  });
+  if (onPath.length === 0) {
+    const listed = routes.filter((r) => typeof r.path === 'string' && !r.hidden).map((r) => `${r.method} ${r.path}`);
+    throw new ApiError(404, `not found: ${method} ${url.pathname} (endpoints: ${listed.join(', ')})`, 404);
+  }
+  const hit = onPath.find((m) => m.route.method === method);
+  if (!hit) {
+    const allowed = onPath.map((m) => m.route.method).join(', ');
+    res.setHeader('Allow', allowed);
+    throw new ApiError(405, `method ${method} not allowed on ${path} (use ${allowed})`, 405);
+  }
+  return hit.route.handle({ req, res, client, params: hit.params });
+}
+
+/** The captured groups if `path` is on the route, else null. */
+function matchPath(routePath: string | RegExp, path: string): string[] | null {
+  if (typeof routePath === 'string') return routePath === path ? [] : null;
+  const m = routePath.exec(path);
+  return m ? m.slice(1) : null;
+}
+
+/** The request body as a JSON object; 413 over MAX_BODY_BYTES, 400 (40001) if not a JSON object. */
+export async function readJsonObject(req: IncomingMessage): Promise<Json> {
+  const text = await readBody(req);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(ErrorCode.VALIDATION_TYPE_ERROR, `the request body is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw new ApiError(ErrorCode.VALIDATION_TYPE_ERROR, 'the request body must be a JSON object');
+  return body as Json;
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY_BYTES) {
+        // Answer now and discard the rest of the upload (destroying the socket would lose the answer).
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new ApiError(ErrorCode.PARAM_OUT_OF_RANGE, `request body over ${MAX_BODY_BYTES} bytes`, 413));
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+/** Answers `body` as JSON, unless an answer has already started. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  if (res.headersSent) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.end(text);
+}

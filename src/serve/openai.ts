@@ -1,0 +1,301 @@
+/**
+ * The request bodies of the OpenAI API as `wgpu-char serve` reads them: every field's type, range
+ * and default in one place, checked on arrival, before the request waits for the model. Error
+ * messages and codes are FastChat's (`check_requests`, `check_length`), e.g. "3 is greater than the
+ * maximum of 2 - 'temperature'" (40302).
+ *
+ * Both generation endpoints take: model (one of the served names), max_tokens (or chat's newer
+ * max_completion_tokens; null means the rest of the context, `context - prompt_tokens - 1`, one
+ * less than FastChat's edit, which makes the worker drop the prompt's first token, BOS),
+ * temperature, top_p, stop (a string or strings; "" is dropped), stream, stream_options.include_usage,
+ * repetition_penalty (FastChat's extension, HF semantics) and `seed` (our extension: the sampler's
+ * seed; without it a random one is drawn, so only a seeded request is reproducible). Accepted and
+ * ignored, as FastChat does: presence_penalty, frequency_penalty, user, suffix. Rejected: n != 1 (one
+ * sequence per request), logprobs, best_of > 1, tools/functions. Prompt tokens (BOS included) plus
+ * max_tokens must fit the context (40303).
+ */
+import { randomBytes } from 'node:crypto';
+import { EOT } from '../data/prompted.ts';
+import { ChatPromptError, chatPromptFromClientChat, type CharacterSpec, type ClientChat } from '../gen/chat-prompt.ts';
+import type { GenerateOptions, Generator } from '../gen/generate.ts';
+import { ApiError, ErrorCode } from './errors.ts';
+import type { Json } from './http.ts';
+
+/** FastChat's defaults. Chat's max_tokens defaults to the rest of the context (the project's FastChat edit). */
+const DEFAULTS = { completionMaxTokens: 16, temperature: 0.7, topP: 1.0, n: 1, repetitionPenalty: 1.0, echo: false, stream: false } as const;
+
+/** What validation needs of the model: its tokenizer (token-id prompts, token counts) and context length. */
+export type ModelLimits = Pick<Generator, 'tokenizer' | 'contextLength'>;
+
+/** The settings of a generation that a request gives for all of its prompts. */
+export type GenerationSettings = Omit<GenerateOptions, 'maxNewTokens' | 'onText'>;
+
+/** A prompt ready to generate from. */
+export interface PromptJob {
+  prompt: string;
+  /** max_tokens resolved, and checked to fit the context with the prompt. */
+  maxNewTokens: number;
+}
+
+interface GenerationRequest {
+  model: string;
+  stream: boolean;
+  includeUsage: boolean;
+  generation: GenerationSettings;
+}
+
+/** POST /v1/completions: the raw prompt(s), no template. */
+export interface CompletionRequest extends GenerationRequest {
+  /** One per prompt, in order: a string, strings, or token ids of our vocabulary (a list of ints, or of such lists). */
+  jobs: PromptJob[];
+  /** Whether each choice's text starts with its prompt. */
+  echo: boolean;
+}
+
+/** POST /v1/chat/completions: the messages as a character prompt (chat-prompt.ts). */
+export interface ChatRequest extends GenerationRequest {
+  job: PromptJob;
+  /** The character's short name. */
+  shortName: string;
+}
+
+/** The server's answers for a chat that names no character itself. */
+export interface ChatDefaults {
+  character?: CharacterSpec;
+  userName?: string;
+}
+
+export function parseCompletionRequest(body: Json, modelNames: readonly string[], model: ModelLimits): CompletionRequest {
+  const common = parseCommonFields(body, modelNames);
+  const prompts = parsePrompts(body.prompt, model);
+  const echo = optBool(body, 'echo', DEFAULTS.echo);
+  const maxTokens = common.maxTokens === undefined ? DEFAULTS.completionMaxTokens : common.maxTokens;
+  const jobs = prompts.map((prompt) => ({ prompt, maxNewTokens: resolveMaxTokens(model, prompt, maxTokens) }));
+  // No default stop string: only EOS ends a raw completion early.
+  return { ...common.request, generation: { ...common.generation, stop: common.stop, stopOnSpeakerTag: false }, jobs, echo };
+}
+
+export function parseChatRequest(body: Json, modelNames: readonly string[], model: ModelLimits, defaults: ChatDefaults): ChatRequest {
+  const common = parseCommonFields(body, modelNames);
+  if (body.messages === undefined || body.messages === null) throw typeError('messages', 'given');
+  const { prompt, shortName } = buildChatCompletionPrompt(body.messages, body.character, defaults);
+  const job = { prompt, maxNewTokens: resolveMaxTokens(model, prompt, common.maxTokens ?? null) };
+  // The character's turn ends at EOT or where another speaker's tag starts a line, as in `wgpu-char chat`.
+  const stop = [EOT, ...common.stop.filter((s) => s !== EOT)];
+  return { ...common.request, generation: { ...common.generation, stop, stopOnSpeakerTag: true }, job, shortName };
+}
+
+/** POST /api/v1/token_check (FastChat's): `{prompts: [{model, prompt, max_tokens}]}`. */
+export function parseTokenCheckRequest(body: Json): { prompt: string; maxTokens: number }[] {
+  const list = body.prompts;
+  if (!Array.isArray(list)) throw typeError('prompts', 'a list of {model, prompt, max_tokens}');
+  return list.map((p: Json, i) => {
+    if (!p || typeof p !== 'object' || typeof p.prompt !== 'string') throw typeError(`prompts[${i}].prompt`, 'a string');
+    return { prompt: p.prompt, maxTokens: optInt(p, 'max_tokens') ?? 0 };
+  });
+}
+
+/**
+ * The fields both generation endpoints share (see the file header), in FastChat's order of checks.
+ * `maxTokens` is undefined when absent (the endpoint's default) and null for the rest of the context.
+ */
+function parseCommonFields(body: Json, modelNames: readonly string[]) {
+  const model = parseModel(body, modelNames);
+  const maxTokens = parseMaxTokens(body);
+  inRange('n', optInt(body, 'n') ?? DEFAULTS.n, 1, 1, ' (this server generates one sequence per request; send n requests with different seeds)');
+  const temperature = inRange('temperature', optNumber(body, 'temperature', DEFAULTS.temperature), 0, 2);
+  const topP = inRange('top_p', optNumber(body, 'top_p', DEFAULTS.topP), 0, 1);
+  const stop = parseStop(body);
+  const stream = optBool(body, 'stream', DEFAULTS.stream);
+  const includeUsage = parseIncludeUsage(body);
+  const seed = parseSeed(body);
+  for (const f of ['presence_penalty', 'frequency_penalty']) optNumber(body, f, 0); // type-checked, ignored (as FastChat)
+  const repetitionPenalty = optNumber(body, 'repetition_penalty', DEFAULTS.repetitionPenalty);
+  if (!(repetitionPenalty > 0)) throw outOfRange(`${repetitionPenalty} is less than or equal to the minimum of 0 - 'repetition_penalty'`);
+  rejectUnsupported(body);
+  return { request: { model, stream, includeUsage }, generation: { temperature, topP, seed, repetitionPenalty }, maxTokens, stop };
+}
+
+function parseModel(body: Json, modelNames: readonly string[]): string {
+  const model = body.model ?? modelNames[0];
+  if (typeof model !== 'string') throw typeError('model', 'a string');
+  if (!modelNames.includes(model)) throw new ApiError(ErrorCode.INVALID_MODEL, `Only ${modelNames.join('&&')} allowed now, your model ${model}`);
+  return model;
+}
+
+function parseMaxTokens(body: Json): number | null | undefined {
+  // Newer OpenAI clients send chat's limit as max_completion_tokens.
+  const maxTokens = optInt(body, 'max_tokens') ?? optInt(body, 'max_completion_tokens') ?? (body.max_tokens === null ? null : undefined);
+  return typeof maxTokens === 'number' ? inRange('max_tokens', maxTokens, 1) : maxTokens;
+}
+
+function parseStop(body: Json): string[] {
+  const v = body.stop;
+  if (v === undefined || v === null) return [];
+  const list = typeof v === 'string' ? [v] : v;
+  if (!Array.isArray(list) || !list.every((s) => typeof s === 'string')) throw outOfRange(`${JSON.stringify(v)} is not valid under any of the given schemas - 'stop'`);
+  return (list as string[]).filter((s) => s !== '');
+}
+
+function parseIncludeUsage(body: Json): boolean {
+  const so = body.stream_options;
+  if (so === undefined || so === null) return false;
+  if (typeof so !== 'object' || Array.isArray(so)) throw typeError('stream_options', 'an object');
+  return optBool(so as Json, 'include_usage', false);
+}
+
+function parseSeed(body: Json): number {
+  const seed = optInt(body, 'seed');
+  return typeof seed === 'number' ? seed >>> 0 : randomBytes(4).readUInt32LE(0);
+}
+
+/** Fields of features this server does not have (rejected rather than silently ignored). */
+function rejectUnsupported(body: Json): void {
+  const logprobs = body.logprobs;
+  if (logprobs !== undefined && logprobs !== null && logprobs !== false) throw outOfRange(`logprobs is not supported by this server - 'logprobs'`);
+  const bestOf = optInt(body, 'best_of');
+  if (typeof bestOf === 'number' && bestOf !== 1) throw outOfRange(`${bestOf} is not supported, only 1 - 'best_of'`);
+  for (const f of ['tools', 'functions', 'tool_choice', 'function_call']) {
+    if (body[f] !== undefined && body[f] !== null) throw outOfRange(`'${f}' is not supported by this server`);
+  }
+}
+
+/** Completion prompts as texts: a string, strings, or token ids of the model's vocabulary. */
+function parsePrompts(v: unknown, model: ModelLimits): string[] {
+  const what = 'a string, a list of strings, or token ids';
+  const decode = (ids: unknown[]): string => {
+    if (!ids.every((x) => typeof x === 'number' && Number.isInteger(x))) throw typeError('prompt', what);
+    try {
+      return model.tokenizer.decode(ids as number[]);
+    } catch (e) {
+      throw outOfRange(`${(e as Error).message} - 'prompt'`);
+    }
+  };
+  if (v === undefined || v === null) throw typeError('prompt', 'given');
+  if (typeof v === 'string') return [v];
+  if (!Array.isArray(v) || v.length === 0) throw typeError('prompt', what);
+  if (v.every((x) => typeof x === 'string')) return v as string[];
+  if (typeof v[0] === 'number') return [decode(v)];
+  if (v.every((x) => Array.isArray(x))) return v.map((x) => decode(x as unknown[]));
+  throw typeError('prompt', what);
+}
+
+/**
+ * The character prompt of a chat request's `messages` and `character` fields. `messages` may also
+ * be a bare string (FastChat accepts one), taken as a single user message.
+ */
+export function buildChatCompletionPrompt(messages: unknown, character: unknown, defaults: ChatDefaults = {}): { prompt: string; shortName: string } {
+  const requested = parseCharacter(character, 'character');
+  const chat = parseMessages(messages);
+  try {
+    return chatPromptFromClientChat(chat, { character: requested, defaultCharacter: defaults.character, userName: defaults.userName });
+  } catch (e) {
+    if (e instanceof ChatPromptError) throw outOfRange(e.message);
+    throw e;
+  }
+}
+
+/** `messages`: system (or developer, only first), user (with an optional speaker `name`) and assistant messages. */
+function parseMessages(v: unknown): ClientChat {
+  const messages = typeof v === 'string' ? [{ role: 'user', content: v }] : v;
+  if (!Array.isArray(messages)) throw typeError('messages', 'a list of {role, content}');
+  const chat: { system?: string; turns: ClientChat['turns'][number][] } = { turns: [] };
+  messages.forEach((m: Json, i) => {
+    if (!m || typeof m !== 'object' || Array.isArray(m)) throw typeError(`messages[${i}]`, 'an object {role, content}');
+    const role = m.role;
+    if (role === 'system' || role === 'developer') {
+      if (i !== 0) throw outOfRange(`messages[${i}]: the system message must be the first message, and there can be only one (it is the prompt's header)`);
+      chat.system = messageText(m, i);
+    } else if (role === 'user') {
+      if (m.name !== undefined && m.name !== null && typeof m.name !== 'string') throw typeError(`messages[${i}].name`, 'a string');
+      chat.turns.push({ role, name: typeof m.name === 'string' ? m.name : undefined, content: messageText(m, i) });
+    } else if (role === 'assistant') {
+      chat.turns.push({ role, content: messageText(m, i) });
+    } else {
+      throw outOfRange(`messages[${i}]: unknown role ${JSON.stringify(role)} (use system, user or assistant)`);
+    }
+  });
+  return chat;
+}
+
+/** A message's content: a string, or a list of `{type: "text", text}` parts, joined. */
+function messageText(m: Json, i: number): string {
+  const c = m.content;
+  if (typeof c === 'string') return c;
+  if (!Array.isArray(c)) throw typeError(`messages[${i}].content`, 'a string or a list of text parts');
+  return c
+    .map((p) => {
+      if (p && typeof p === 'object' && (p as Json).type === 'text' && typeof (p as Json).text === 'string') return (p as Json).text as string;
+      throw outOfRange(`messages[${i}].content: only text parts are supported`);
+    })
+    .join('');
+}
+
+/** Our `character` extension field: `{name, full_name?, location?, status?}`. */
+function parseCharacter(v: unknown, field: string): CharacterSpec | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'object' || Array.isArray(v)) throw typeError(field, 'an object {name, full_name?, location?, status?}');
+  const o = v as Json;
+  if (typeof o.name !== 'string' || o.name.trim() === '') throw typeError(`${field}.name`, 'a non-empty string');
+  for (const f of ['full_name', 'location', 'status']) {
+    if (o[f] !== undefined && o[f] !== null && typeof o[f] !== 'string') throw typeError(`${field}.${f}`, 'a string');
+  }
+  return { name: o.name.trim(), full_name: (o.full_name as string) ?? undefined, location: (o.location as string) ?? undefined, status: (o.status as string) ?? undefined };
+}
+
+/** Prompt tokens as the generator counts them (BOS included). */
+export function countTokens(model: ModelLimits, prompt: string): number {
+  return model.tokenizer.encode(prompt, { bos: true }).length;
+}
+
+/** FastChat's `check_length`, with `max_tokens: null` resolved to the rest of the context. */
+function resolveMaxTokens(model: ModelLimits, prompt: string, maxTokens: number | null): number {
+  const ctx = model.contextLength;
+  const promptTokens = countTokens(model, prompt);
+  const m = maxTokens ?? Math.max(1, ctx - promptTokens - 1);
+  if (promptTokens + m > ctx) {
+    throw new ApiError(
+      ErrorCode.CONTEXT_OVERFLOW,
+      `This model's maximum context length is ${ctx} tokens. However, you requested ${m + promptTokens} tokens (${promptTokens} in the messages, ${m} in the completion). Please reduce the length of the messages or completion.`,
+    );
+  }
+  return m;
+}
+
+// Field readers: absent or null gives the default; a value of another type is a 40001.
+
+function optNumber(body: Json, field: string, dflt: number): number {
+  const v = body[field];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'number' || !Number.isFinite(v)) throw typeError(field, 'a number');
+  return v;
+}
+
+function optInt(body: Json, field: string): number | null | undefined {
+  const v = body[field];
+  if (v === undefined || v === null) return v;
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw typeError(field, 'an integer');
+  return v;
+}
+
+function optBool(body: Json, field: string, dflt: boolean): boolean {
+  const v = body[field];
+  if (v === undefined || v === null) return dflt;
+  if (typeof v !== 'boolean') throw typeError(field, 'a boolean');
+  return v;
+}
+
+/** `v` if within [min, max], else FastChat's out-of-range error (`maxNote` follows its "greater than" message). */
+function inRange(field: string, v: number, min: number, max = Infinity, maxNote = ''): number {
+  if (v < min) throw outOfRange(`${v} is less than the minimum of ${min} - '${field}'`);
+  if (v > max) throw outOfRange(`${v} is greater than the maximum of ${max} - '${field}'${maxNote}`);
+  return v;
+}
+
+function typeError(field: string, what: string): ApiError {
+  return new ApiError(ErrorCode.VALIDATION_TYPE_ERROR, `'${field}' must be ${what}`);
+}
+
+function outOfRange(message: string): ApiError {
+  return new ApiError(ErrorCode.PARAM_OUT_OF_RANGE, message);
+}

@@ -1,0 +1,89 @@
+/**
+ * `wgpu-char serve`: an OpenAI-compatible HTTP API over one of our models, standing in for
+ * FastChat's controller + model_worker + openai_api_server as the Character-LLM paper runs them.
+ * The base URL for clients ends in `/v1`. `startServer` wires the model to the routes:
+ * - GET /v1/models, GET /v1/models/{id}: the served name(s) (models.ts).
+ * - POST /v1/completions: the raw prompt, no template (what the paper's interview scripts call,
+ *   with `stop="<|eot|>"`); POST /v1/chat/completions: the messages as the paper's character
+ *   prompt (src/gen/chat-prompt.ts); POST /api/v1/token_check: FastChat's `{prompts:[{model,
+ *   prompt, max_tokens}]}` -> `{prompts:[{fits, tokenCount, contextLength}]}` (completions.ts).
+ * Request fields and their checks: openai.ts. Errors: errors.ts. Streaming: sse.ts. Which request
+ * has the model when: scheduler.ts. Listening, routing and bodies: http.ts.
+ */
+import type { GenerateOptions, GenerateResult, Generator } from '../gen/generate.ts';
+import type { CharacterSpec } from '../gen/chat-prompt.ts';
+import { chatCompletions, completions, tokenCheck } from './completions.ts';
+import { listen, type Route } from './http.ts';
+import { listModels, retrieveModel } from './models.ts';
+import type { ChatDefaults } from './openai.ts';
+import { SerialScheduler, type Scheduler } from './scheduler.ts';
+
+/** What the server needs of a Generator (a fake one can stand in for tests). */
+export type TextGenerator = Pick<Generator, 'tokenizer' | 'contextLength'> & {
+  generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult>;
+};
+
+export interface ServerOptions {
+  generator: TextGenerator;
+  /** The served model name(s); requests must name one of them. */
+  modelName: string | string[];
+  host?: string;
+  /** 0 picks a free port. Default 8000 (FastChat's, and what the paper's clients hard-code). */
+  port?: number;
+  /** Character for chat requests that carry neither a `character` field nor a usable system message. */
+  character?: CharacterSpec;
+  /** Speaker name of `user` messages without a `name` (default "Man", as in the paper's interviews). */
+  userName?: string;
+  /** One line per request (method, path, status, tokens, seconds). */
+  log?: (line: string) => void;
+}
+
+export interface RunningServer {
+  /** Base URL for OpenAI clients, ending in `/v1` (e.g. `http://127.0.0.1:8000/v1`). */
+  url: string;
+  port: number;
+  /** Stops accepting, drops open connections, and waits for the generation in progress to end. */
+  close(): Promise<void>;
+}
+
+/** What the route handlers share. */
+export interface ServeApp {
+  modelNames: readonly string[];
+  generator: TextGenerator;
+  scheduler: Scheduler;
+  chatDefaults: ChatDefaults;
+  /** When the server started (Unix seconds), the `created` of its model cards. */
+  created: number;
+}
+
+export async function startServer(opts: ServerOptions): Promise<RunningServer> {
+  const modelNames = Array.isArray(opts.modelName) ? [...opts.modelName] : [opts.modelName];
+  if (modelNames.length === 0 || modelNames.some((n) => !n)) throw new Error('startServer: modelName must be non-empty');
+  const app: ServeApp = {
+    modelNames,
+    generator: opts.generator,
+    scheduler: new SerialScheduler(opts.generator),
+    chatDefaults: { character: opts.character, userName: opts.userName },
+    created: Math.floor(Date.now() / 1000),
+  };
+  const http = await listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8000, routes: routesOf(app), log: opts.log ?? (() => {}) });
+  return {
+    url: `${http.origin}/v1`,
+    port: http.port,
+    close: async () => {
+      await http.close();
+      await app.scheduler.idle();
+    },
+  };
+}
+
+/** The endpoints. A 404 lists the fixed paths not hidden (token_check is FastChat's internal one). */
+function routesOf(app: ServeApp): Route[] {
+  return [
+    { method: 'GET', path: '/v1/models', handle: (ex) => listModels(app, ex) },
+    { method: 'GET', path: /^\/v1\/models\/(.+)$/, handle: (ex) => retrieveModel(app, ex) },
+    { method: 'POST', path: '/v1/completions', handle: (ex) => completions(app, ex) },
+    { method: 'POST', path: '/v1/chat/completions', handle: (ex) => chatCompletions(app, ex) },
+    { method: 'POST', path: '/api/v1/token_check', hidden: true, handle: (ex) => tokenCheck(app, ex) },
+  ];
+}
