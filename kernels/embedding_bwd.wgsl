@@ -1,7 +1,7 @@
 // Token embedding backward: dE[v, :] += sum over rows r with ids[r] = v of dx[r, :], for the table
 // rows of ONE chunk [row_start, row_start + row_count).
 // Owner-computes (no float atomics in WGSL): the host groups rows by token id on the CPU
-// (buildEmbeddingGradIndex in src/gpu/embedding-index.ts, CSR: the rows of token uniq[u] are
+// (buildEmbeddingGradIndex in src/model/embedding-index.ts, CSR: the rows of token uniq[u] are
 // rows[starts[u] .. starts[u + 1])); one workgroup per unique token owns that row of dE and alone
 // writes it, summing its rows in list order (deterministic). Tokens outside the chunk are skipped.
 //

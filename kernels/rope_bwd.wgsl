@@ -8,7 +8,7 @@
 // Bindings:
 //   @binding(0) params: { B, T, seq_stride, row_offset, pos0, n_heads, hd }
 //   @binding(1) g:   array<f32> [B * seq_stride, n_heads * hd]   gradient, rotated in place (=)
-//   @binding(2) cos: array<f32> [maxPos, hd / 2]   table from src/gpu/rope-table.ts (pos0 + T <= maxPos)
+//   @binding(2) cos: array<f32> [maxPos, hd / 2]   table from src/model/rope-table.ts (pos0 + T <= maxPos)
 //   @binding(3) sin: array<f32> [maxPos, hd / 2]
 // Dispatch: one thread per (b, t, head, i < half): grid1d(ceil(B * T * n_heads * hd / 2 / WG)).
 

@@ -1,5 +1,5 @@
 /**
- * Kill-and-resume: a real child process (`node --import tsx src/data/pipeline/main.ts data build`)
+ * Kill-and-resume: a real child process (`node bin/wgpu-char.js data build`)
  * is stopped by a signal in the middle of a stage, then the same command is run again. Nothing may
  * be lost or duplicated: every item has exactly one `ok` line in its log and the final files equal
  * an uninterrupted run's. Also: a log cut in the middle of a line, and the folder lock.
@@ -42,7 +42,7 @@ afterAll(() => {
 type ChildResult = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
 
 function spawnBuild(args: string[]): { child: ChildProcess; done: Promise<ChildResult> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/data/pipeline/main.ts', 'data', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['bin/wgpu-char.js', 'data', ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d) => (stdout += d));

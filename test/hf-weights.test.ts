@@ -1,4 +1,4 @@
-// LLaMA weights in HF layout on the CPU (src/model/hf-weights.ts): the name/shape table, loading the
+// LLaMA weights in HF layout on the CPU (src/formats/hf-checkpoint.ts): the name/shape table, loading the
 // PyTorch-written fixture as f32 and bf16, save -> load round trips (single file and shards), and a
 // one-line UserError naming file and tensor for missing / unexpected / wrong-shaped tensors.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

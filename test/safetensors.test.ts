@@ -1,4 +1,4 @@
-// Safetensors reader/writer (src/model/safetensors.ts) and the bf16/f16 conversions (src/util/bf16.ts):
+// Safetensors reader/writer (src/formats/safetensors.ts) and the bf16/f16 conversions (src/util/bf16.ts):
 // round trips at odd shapes, the layout the reference writer produces, the PyTorch-written fixture,
 // shards, files past 4 GiB, and a one-line UserError naming the file for every kind of damage.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -3,7 +3,7 @@
  * (LlamaRotaryEmbedding / apply_rotary_pos_emb), f64 arithmetic on the given cos/sin table.
  *
  * Shapes: x [B, T, nHeads, hd] (row b*T + t holds nHeads head vectors of hd), position of (b, t) is
- * pos0 + t; cos/sin [maxPos, hd/2] (src/gpu/rope-table.ts). For a head vector v, half = hd/2, i < half:
+ * pos0 + t; cos/sin [maxPos, hd/2] (src/model/rope-table.ts). For a head vector v, half = hd/2, i < half:
  *   out[i]        = v[i] cos[p,i] - v[i+half] sin[p,i]
  *   out[i + half] = v[i+half] cos[p,i] + v[i] sin[p,i]
  * (HF: q*cos + rotate_half(q)*sin with rotate_half(q) = cat(-q[half:], q[:half]) and cos = cat(c, c).)

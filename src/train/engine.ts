@@ -5,7 +5,7 @@
  * checkpoint logic are tested with a CPU fake (test/train-fake-engine.ts).
  *
  * Tensor maps are keyed by HF name (`model.layers.0.mlp.up_proj.weight`, see
- * src/model/hf-weights.ts) and hold f32 values, row-major, with their shape.
+ * src/formats/hf-checkpoint.ts) and hold f32 values, row-major, with their shape.
  */
 import type { TokenizedSample } from '../data/sft.ts';
 

@@ -10,7 +10,7 @@
  * f32 -> f16 also rounds to nearest-even (subnormals included); NaN becomes sign | 0x7E00 (torch).
  * bf16 -> f32 and f16 -> f32 are exact.
  *
- * Assumes a little-endian host (checked once in src/model/safetensors.ts): typed-array views of the
+ * Assumes a little-endian host (checked once in src/formats/safetensors.ts): typed-array views of the
  * same buffer reinterpret bits in host order.
  */
 

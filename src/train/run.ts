@@ -1,14 +1,8 @@
 /**
- * `wgpu-char train`: supervised fine-tuning of a LLaMA on a prompted file, with the reference
- * trainer's data handling and hyper-parameters as defaults (spec §2.4, §3; one device, so the
- * effective batch is batch × accum = 8 sequences instead of the reference's 64).
- *
- *   wgpu-char train --data prompted_Beethoven.jsonl --model weights/llama-7b --out runs/beethoven
- *   wgpu-char train --resume runs/beethoven            (latest checkpoint; or name a checkpoint-<step> dir)
- *
- * Exit codes: 0 done, 1 user error, 130 stopped by Ctrl-C after saving a checkpoint.
+ * Runs `wgpu-char train` (options declared in src/cli/train.ts): resolves the run's arguments,
+ * fresh or resumed from a checkpoint, loads and splits the data, builds the GPU engine, trains and
+ * prints the summary. No GPU code loads until the engine is built.
  */
-import { type Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync, mkdirSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.ts';
 import path from 'node:path';
@@ -27,23 +21,6 @@ import { formatSummary, installSigintHandler, Trainer, type StopFlag } from './t
 export type TrainStepCreateOptions = TrainStepOptions;
 export interface TrainStepModule {
   TrainStep: { create(o: TrainStepCreateOptions): Promise<TrainEngine & { cfg: LlamaConfig }> };
-}
-
-function num(name: string, min: number, max = Infinity, minExclusive = false) {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isFinite(n) || n < min || (minExclusive && n === min) || n > max) {
-      throw new InvalidArgumentError(`${name} must be a number ${minExclusive ? '>' : '≥'} ${min}${max < Infinity ? ` and ≤ ${max}` : ''}`);
-    }
-    return n;
-  };
-}
-function int(name: string, min: number) {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
-    return n;
-  };
 }
 
 /** Option values as commander gives them (`data`, `out`, `log`, `resume` may be absent). */
@@ -74,43 +51,6 @@ export function resolveTrainArgs(opts: TrainCliOptions, explicit: (key: string) 
   if (typeof merged.data !== 'string') throw new UserError('--data is required (a prompted JSON/JSONL file)');
   if (typeof merged.out !== 'string') throw new UserError('--out is required (the run directory)');
   return merged as unknown as TrainArgs;
-}
-
-export function registerTrainCommand(program: Command): void {
-  program
-    .command('train')
-    .description('fine-tune a LLaMA on a prompted SFT file (loss on the output only, as the paper); checkpoints, exact resume, loss.svg')
-    .option('--data <file>', 'prompted file: JSON array or JSONL of {prompt, output}')
-    .option('--model <dir>', 'HF LLaMA directory to start from (config.json, tokenizer.model, *.safetensors)', 'weights/tiny')
-    .option('--out <dir>', 'run directory: final model, checkpoint-<step>/, train_log.jsonl, loss.svg (required unless --resume)')
-    .option('--log <file>', 'JSONL log, one line per optimizer step and per eval (default OUT/train_log.jsonl)')
-    .option('--max-len <n>', 'truncate samples to this many tokens (right end cut)', int('--max-len', 2), 2048)
-    .option('--eval-ratio <r>', 'held-out fraction for the per-epoch eval loss (seeded split; 0 = none)', num('--eval-ratio', 0, 1, false), 0.02)
-    .option('--seed <n>', 'seed of the split and of the epoch shuffles', int('--seed', 0), 42)
-    .option('--no-shuffle', 'keep file order in every epoch')
-    .option('--batch-size <n>', 'samples per micro-batch', int('--batch-size', 1), 2)
-    .option('--grad-accum <n>', 'micro-batches per optimizer step', int('--grad-accum', 1), 4)
-    .option('--epochs <n>', 'passes over the training samples', int('--epochs', 1), 10)
-    .option('--max-steps <n>', 'stop after n optimizer steps; also the schedule\'s total (0 = epochs × steps per epoch)', int('--max-steps', 0), 0)
-    .option('--lr <lr>', 'peak learning rate', num('--lr', 0), 2e-5)
-    .option('--weight-decay <wd>', 'AdamW weight decay (not on norm weights)', num('--weight-decay', 0), 0.1)
-    .option('--warmup-ratio <r>', 'linear warmup over ceil(r × total steps)', num('--warmup-ratio', 0, 1), 0.04)
-    .addOption(new Option('--lr-scheduler <kind>', 'learning-rate schedule after warmup').choices(['cosine', 'constant']).default('cosine'))
-    .option('--max-grad-norm <n>', 'clip the global gradient norm to this', num('--max-grad-norm', 0, Infinity, true), 1.0)
-    .addOption(new Option('--dtype <dtype>', 'weights in the forward/backward: bf16 (f32 masters and accumulation) or f32').choices(['bf16', 'f32']).default('bf16'))
-    .option('--checkpointing', 'gradient checkpointing: recompute activations in the backward (default)', true)
-    .option('--no-checkpointing', 'keep all activations (more memory, faster)')
-    .option('--save-every-epoch', 'write OUT/checkpoint-<step>/ at the end of every epoch', false)
-    .option('--save-steps <n>', 'also write OUT/checkpoint-<step>/ every n optimizer steps (0 = never)', int('--save-steps', 0), 0)
-    .option('--resume <dir>', 'continue exactly from a checkpoint-<step> directory, or from the latest one in a run directory')
-    .option('--progress-every <n>', 'when stderr is not a TTY, print the progress line every n steps', int('--progress-every', 1), 10)
-    .action(async (opts: TrainCliOptions, cmd: Command) => {
-      const code = await runTrainCommand(opts, (k) => {
-        const src = cmd.getOptionValueSource(k);
-        return src !== undefined && src !== 'default';
-      });
-      if (code !== 0) process.exit(code);
-    });
 }
 
 /** The GPU side (src/train/step.ts), loaded only when training. */

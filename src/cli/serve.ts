@@ -1,33 +1,22 @@
 /**
- * `wgpu-char serve`: loads a model and serves it with the OpenAI-compatible API of serve.ts until
- * SIGINT/SIGTERM. Registered on the program by `registerServeCommand(program)` (src/cli.ts).
+ * `wgpu-char serve`: loads a model and serves it with the OpenAI-compatible API of src/serve/server.ts
+ * until SIGINT/SIGTERM.
  *
  *   wgpu-char serve --model runs/beethoven --model-name Beethoven-end --character Beethoven
  *   wgpu-char data scenes ... --base-url http://127.0.0.1:8000/v1 --model Beethoven-end
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import type { Command } from 'commander';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { fullNameOf } from './characters.ts';
+import { fullNameOf } from '../gen/characters.ts';
+import { contextOption, dtypeOption, integerOption, repeatedStringOption, type Dtype } from './options.ts';
 
-function intArg(name: string, min: number, max = Number.MAX_SAFE_INTEGER) {
-  return (v: string) => {
-    const n = Number(v);
-    if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be an integer in [${min}, ${max}]`);
-    return n;
-  };
-}
-
-function collect(v: string, previous: string[] | undefined): string[] {
-  return [...(previous ?? []), v];
-}
-
-interface ServeOptions {
+interface ServeCliOptions {
   model: string;
   host: string;
   port: number;
   modelName?: string[];
-  dtype: 'bf16' | 'f32';
+  dtype: Dtype;
   context?: number;
   character?: string;
   fullName?: string;
@@ -35,24 +24,25 @@ interface ServeOptions {
   quiet?: boolean;
 }
 
-export function registerServeCommand(program: Command): void {
+export function register(program: Command): void {
   program
     .command('serve')
     .description('OpenAI-compatible HTTP API over a model (as FastChat\'s openai_api_server): /v1/models, /v1/completions, /v1/chat/completions; one request at a time')
     .requiredOption('--model <dir>', 'HF LLaMA directory (config.json, tokenizer.model, *.safetensors)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
-    .option('--port <n>', 'port (0 = any free port)', intArg('--port', 0, 65535), 8000)
-    .option('--model-name <name>', 'name clients use as `model` (repeat for aliases; default: the directory\'s basename)', collect)
-    .addOption(new Option('--dtype <dtype>', 'weights on the GPU: bf16 (default, f32 accumulate) or f32 (exact)').choices(['bf16', 'f32']).default('bf16'))
-    .option('--context <n>', 'context length in tokens (default: the model\'s max_position_embeddings)', intArg('--context', 2))
+    .addOption(integerOption('--port <n>', 'port (0 = any free port)', { min: 0, max: 65535 }, 8000))
+    .addOption(repeatedStringOption('--model-name <name>', 'name clients use as `model` (repeat for aliases; default: the directory\'s basename)'))
+    .addOption(dtypeOption())
+    .addOption(contextOption())
     .option('--character <name>', 'character (short name) for chat requests that name none, neither by a `character` field nor by the system message\'s meta prompt')
     .option('--full-name <name>', 'full name of --character for the meta prompt (known for the paper\'s characters)')
     .option('--user-name <name>', 'speaker name of user messages in the chat prompt', 'Man')
     .option('--quiet', 'no per-request log lines on stderr')
-    .action(async (opts: ServeOptions) => {
+    .action(async (opts: ServeCliOptions) => {
       if (opts.fullName !== undefined && opts.character === undefined) throw new UserError('--full-name needs --character');
+      // GPU code loads only when the command runs: `--help` and `data` need none of it.
       const { loadModelDir } = await import('../formats/model-dir.ts');
-      const { Generator } = await import('./generate.ts');
+      const { Generator } = await import('../gen/generate.ts');
       const { startServer } = await import('../serve/server.ts');
       const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype);
       const generator = await Generator.create(model, tokenizer, { contextLength: opts.context });
@@ -77,7 +67,7 @@ export function registerServeCommand(program: Command): void {
       }
       console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}; requests are served one at a time; Ctrl-C to stop`);
 
-      // The command ends (and src/cli.ts exits the process) when a signal asks for it.
+      // The command ends (and src/cli/main.ts exits the process) when a signal asks for it.
       await new Promise<void>((resolve) => {
         const stop = (signal: string) => {
           console.error(`wgpu-char: ${signal}: stopping`);

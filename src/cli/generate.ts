@@ -1,0 +1,53 @@
+/** `wgpu-char generate`: one completion of a prompt (BOS prepended), streamed to stdout. */
+import type { Command } from 'commander';
+import { existsSync, readFileSync } from 'node:fs';
+import { UserError } from '../errors.ts';
+import { addSamplingOptions, type SamplingOptions } from './options.ts';
+
+interface GenerateCliOptions extends SamplingOptions {
+  model: string;
+  prompt?: string;
+  promptFile?: string;
+  stop?: string[];
+  stats?: boolean;
+}
+
+export function register(program: Command): void {
+  addSamplingOptions(
+    program
+      .command('generate')
+      .description('one completion of a prompt, printed to stdout (BOS is prepended)')
+      .requiredOption('--model <dir>', 'HF LLaMA directory')
+      .option('--prompt <text>', 'the prompt')
+      .option('--prompt-file <file>', 'read the prompt from a file')
+      .option('--stop <text...>', 'stop strings (cut from the output)')
+      .option('--stats', 'print token counts and tokens/s to stderr'),
+    { temperature: 0.5, maxNewTokens: 128 },
+  ).action(async (opts: GenerateCliOptions) => {
+    if ((opts.prompt === undefined) === (opts.promptFile === undefined)) throw new UserError('give exactly one of --prompt or --prompt-file');
+    let prompt = opts.prompt ?? '';
+    if (opts.promptFile !== undefined) {
+      if (!existsSync(opts.promptFile)) throw new UserError(`${opts.promptFile}: no such file`);
+      prompt = readFileSync(opts.promptFile, 'utf8');
+    }
+    // GPU code loads only when the command runs: `--help` and `data` need none of it.
+    const { loadModelDir } = await import('../formats/model-dir.ts');
+    const { Generator } = await import('../gen/generate.ts');
+    const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype, { quiet: !opts.stats });
+    const gen = await Generator.create(model, tokenizer, { contextLength: opts.context });
+    const r = await gen.generate(prompt, {
+      maxNewTokens: opts.maxNewTokens,
+      temperature: opts.temperature,
+      topP: opts.topP,
+      seed: opts.seed,
+      repetitionPenalty: opts.repetitionPenalty,
+      stop: opts.stop ?? [],
+      stopOnSpeakerTag: false,
+      onText: (t) => process.stdout.write(t),
+    });
+    process.stdout.write('\n');
+    if (opts.stats) {
+      console.error(`prompt ${r.promptTokens} tokens, generated ${r.newTokens} (${r.finishReason}); prefill ${(r.promptTokens / r.prefillSeconds).toFixed(1)} tok/s, decode ${(r.newTokens / r.decodeSeconds).toFixed(1)} tok/s`);
+    }
+  });
+}

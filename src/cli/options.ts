@@ -1,0 +1,124 @@
+/**
+ * The option builders shared by every `wgpu-char` command: integers and numbers with a range,
+ * a fixed set of choices (--dtype among them), repeatable strings, and the sampling options of
+ * chat and generate.
+ *
+ * A bad value throws a UserError `<option>: must be <accepted values> (got "<value>")` from inside
+ * commander's parsing (commander only rewraps its own InvalidArgumentError), so src/cli/main.ts
+ * prints it as one line and exits 1, like any other user error.
+ */
+import { type Command, Option } from 'commander';
+import { UserError } from '../errors.ts';
+
+/** Bounds of a numeric option; `min` is inclusive unless `minExclusive`, `max` is inclusive. */
+export interface Range {
+  min?: number;
+  max?: number;
+  minExclusive?: boolean;
+}
+
+/** "≥ 1", "> 0", "≤ 2", "in [0, 1]", "in (0, 1]" or "" (any). */
+function describeRange({ min, max, minExclusive = false }: Range): string {
+  if (min !== undefined && max !== undefined) return `in ${minExclusive ? '(' : '['}${min}, ${max}]`;
+  if (min !== undefined) return `${minExclusive ? '>' : '≥'} ${min}`;
+  if (max !== undefined) return `≤ ${max}`;
+  return '';
+}
+
+function inRange(n: number, { min, max, minExclusive = false }: Range): boolean {
+  if (min !== undefined && (n < min || (minExclusive && n === min))) return false;
+  return max === undefined || n <= max;
+}
+
+function badValue(flag: string, accepted: string, value: string): UserError {
+  // JSON quoting keeps a value with quotes or line breaks on the one line.
+  return new UserError(`${flag}: must be ${accepted} (got ${JSON.stringify(value)})`);
+}
+
+/** Parser of an integer option (a safe integer: larger ones would not round-trip). */
+export function parseInteger(flag: string, range: Range = {}): (value: string) => number {
+  const accepted = `an integer ${describeRange(range)}`.trimEnd();
+  return (value) => {
+    const n = Number(value);
+    // Number('') and Number(' ') are 0: an empty value is not a number.
+    if (value.trim() === '' || !Number.isSafeInteger(n) || !inRange(n, range)) throw badValue(flag, accepted, value);
+    return n;
+  };
+}
+
+/** Parser of a finite number option. */
+export function parseNumber(flag: string, range: Range = {}): (value: string) => number {
+  const accepted = `a number ${describeRange(range)}`.trimEnd();
+  return (value) => {
+    const n = Number(value);
+    if (value.trim() === '' || !Number.isFinite(n) || !inRange(n, range)) throw badValue(flag, accepted, value);
+    return n;
+  };
+}
+
+/** `flags` is commander's syntax, e.g. '--max-len <n>'; the error messages name its long flag. */
+function optionWithParser(flags: string, description: string, parser: (flag: string) => (value: string) => unknown, defaultValue?: unknown): Option {
+  const option = new Option(flags, description);
+  if (option.long === undefined) throw new Error(`option ${flags} needs a long flag`);
+  option.argParser(parser(option.long));
+  if (defaultValue !== undefined) option.default(defaultValue);
+  return option;
+}
+
+export function integerOption(flags: string, description: string, range: Range = {}, defaultValue?: number): Option {
+  return optionWithParser(flags, description, (flag) => parseInteger(flag, range), defaultValue);
+}
+
+export function numberOption(flags: string, description: string, range: Range = {}, defaultValue?: number): Option {
+  return optionWithParser(flags, description, (flag) => parseNumber(flag, range), defaultValue);
+}
+
+/** An option taking one of `choices`; the help lists them, as commander's own `.choices()`. */
+export function choiceOption<T extends string>(flags: string, description: string, choices: readonly T[], defaultValue: T): Option {
+  const option = new Option(flags, description).choices(choices).default(defaultValue);
+  // .choices() also installs commander's parser, whose error is a multi-line usage message: ours replaces it.
+  const flag = option.long!;
+  return option.argParser((value: string): T => {
+    if (!(choices as readonly string[]).includes(value)) throw badValue(flag, `one of ${choices.join(', ')}`, value);
+    return value as T;
+  });
+}
+
+export type Dtype = 'bf16' | 'f32';
+
+/** `--dtype bf16|f32`: how the model's weights are stored on the GPU. Train describes its own use. */
+export function dtypeOption(description = 'weights on the GPU: bf16 (default, f32 accumulate) or f32 (exact)'): Option {
+  return choiceOption<Dtype>('--dtype <dtype>', description, ['bf16', 'f32'], 'bf16');
+}
+
+/** An option that may be repeated; its value is every occurrence in order. */
+export function repeatedStringOption(flags: string, description: string): Option {
+  return new Option(flags, description).argParser((value: string, previous: string[] | undefined) => [...(previous ?? []), value]);
+}
+
+/** `--context <n>`, for the commands that decode with a KV cache (chat, generate, serve). */
+export function contextOption(): Option {
+  return integerOption('--context <n>', 'context length in tokens (default: the model\'s max_position_embeddings)', { min: 2 });
+}
+
+/** The options `chat` and `generate` sample with (both also take --context and --dtype); the defaults differ per command. */
+export interface SamplingOptions {
+  temperature: number;
+  topP: number;
+  repetitionPenalty: number;
+  maxNewTokens: number;
+  seed: number;
+  context?: number;
+  dtype: Dtype;
+}
+
+export function addSamplingOptions(cmd: Command, defaults: { temperature: number; maxNewTokens: number }): Command {
+  return cmd
+    .addOption(numberOption('--temperature <t>', 'sampling temperature (< 1e-5 = greedy)', { min: 0, max: 2 }, defaults.temperature))
+    .addOption(numberOption('--top-p <p>', 'nucleus sampling mass (1 = off)', { min: 0, max: 1 }, 0.95))
+    .addOption(numberOption('--repetition-penalty <r>', 'HF/FastChat repetition penalty on every context token (1 = off; 1.1-1.3 curbs loops)', { min: 0.01, max: 10 }, 1))
+    .addOption(integerOption('--max-new-tokens <n>', 'tokens to generate at most', { min: 1 }, defaults.maxNewTokens))
+    .addOption(integerOption('--seed <n>', 'random seed of the sampler', { min: 0 }, 42))
+    .addOption(contextOption())
+    .addOption(dtypeOption());
+}
