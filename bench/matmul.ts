@@ -9,7 +9,8 @@
  * shows the median over --runs measurements after one warm-up. `*` marks the variant that
  * matmulKernelFor picks. Timings on a shared CPU (lavapipe) vary ±15% or more between runs.
  */
-import { acquireGpu, describeGpu, type Gpu } from '../src/gpu/device.ts';
+import { describeGpu, type Gpu } from '../src/gpu/device.ts';
+import { acquireGpu } from '../src/node/dawn.ts';
 import { createStorage, createStorageFrom, type GpuBuffer } from '../src/gpu/buffers.ts';
 import { Op, Recorder } from '../src/gpu/kernels.ts';
 import { MATMUL_PARAMS, matmulKernelFor, matmulParams, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';

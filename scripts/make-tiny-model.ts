@@ -2,7 +2,7 @@
  * Writes `weights/tiny/` (config.json + model.safetensors) as a RANDOMLY initialised LLaMA of the
  * embedded default's architecture, with the committed 4,000-piece tokenizer (scripts/make-tiny-tokenizer.sh).
  * HF's initialisation: every matrix ~ N(0, initializer_range² = 0.02²), norm weights 1.
- * Seeded: re-running writes the identical file. The training script (issue 4) replaces these
+ * Seeded: re-running writes the identical file. scripts/train-tiny.sh then replaces these
  * weights with trained ones of the same architecture.
  *
  *   npx tsx scripts/make-tiny-model.ts [--out weights/tiny] [--seed 1234]

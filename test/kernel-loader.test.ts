@@ -4,13 +4,14 @@
  */
 import { describe, expect, it } from 'vitest';
 import { getPipeline, loadKernelSource } from '../src/gpu/kernels.ts';
+import { nodeKernelFiles } from '../src/node/kernel-files.ts';
 import { gpu } from './util/gpu.ts';
 
 const BROKEN = '../test/fixtures/wgsl/broken_after_include.wgsl';
 
 describe('loadKernelSource', () => {
   it('expands //#include lines from kernels/include once each and maps every line back to its file', () => {
-    const src = loadKernelSource('rmsnorm_fwd.wgsl');
+    const src = loadKernelSource('rmsnorm_fwd.wgsl', nodeKernelFiles);
     const lines = src.code.split('\n');
     expect(lines.length).toBe(src.lineMap.length);
     const fnLine = lines.findIndex((l) => l.startsWith('fn linear_workgroup'));

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Tokenizer } from '../src/data/tokenizer.ts';
-import { nextTokenTargets, readPromptedFile, targetCount, tokenizeSample } from '../src/data/sft.ts';
+import { nextTokenTargets, targetCount, tokenizeSample } from '../src/data/sft.ts';
+import { readPromptedFile } from '../src/formats/prompted-file.ts';
 import { fillMetaPrompt } from '../src/data/prompted.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'sft-'));

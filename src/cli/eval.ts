@@ -23,7 +23,7 @@ export function register(program: Command): void {
     .addOption(dtypeOption())
     .action(async (opts: EvalCliOptions) => {
       // GPU code loads only when the command runs: `--help` and `data` need none of it.
-      const { readPromptedFile } = await import('../data/sft.ts');
+      const { readPromptedFile } = await import('../formats/prompted-file.ts');
       const { evaluateSamples } = await import('../model/evaluate.ts');
       const { loadModelDir } = await import('../formats/model-dir.ts');
       const samples = readPromptedFile(opts.data);

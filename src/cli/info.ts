@@ -7,7 +7,7 @@ export function register(program: Command): void {
     .description('print the WebGPU adapter, backend and limits, and whether it is a software adapter')
     .option('--json', 'one JSON object')
     .action(async (opts: { json?: boolean }) => {
-      const { acquireGpu } = await import('../gpu/device.ts');
+      const { acquireGpu } = await import('../node/dawn.ts');
       const gpu = await acquireGpu();
       const r = gpu.report;
       if (opts.json) {

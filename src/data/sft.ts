@@ -10,18 +10,12 @@
  * no loss; every later position (the EOS included) is a next-token target. Truncation to max-len
  * cuts the right end (a truncated sample loses its EOS, as in the reference trainer).
  */
-import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
 import type { PromptedSample } from './prompted.ts';
 import type { Tokenizer } from './tokenizer.ts';
 
-export function readPromptedFile(file: string): PromptedSample[] {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    throw new UserError(`${file}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
-  }
+/** The samples of a prompted file's text; `file` names it in the errors (reading it from disk: src/formats/prompted-file.ts). */
+export function parsePromptedText(text: string, file: string): PromptedSample[] {
   const samples: PromptedSample[] = [];
   const check = (v: unknown, where: string): PromptedSample => {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new UserError(`${where}: expected an object {"prompt", "output"}`);

@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { acquireGpu, describeGpu } from '../gpu/device.ts';
+import { describeGpu } from '../gpu/device.ts';
+import { acquireGpu } from '../node/dawn.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import { loadLlamaModel } from './hf-checkpoint.ts';
 

@@ -8,8 +8,6 @@
 import { UserError } from '../errors.ts';
 import { assertAlive, type Gpu } from './device.ts';
 
-export const STORAGE_USAGE = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
-
 export interface GpuBuffer {
   readonly buffer: GPUBuffer;
   readonly byteLength: number;
@@ -26,7 +24,7 @@ function roundUp(n: number, to: number): number {
  * A storage buffer of at least `byteLength` bytes (zero-initialised, as WebGPU guarantees).
  * Throws a clear error when it exceeds what one binding may hold: callers split big tensors.
  */
-export function createStorage(gpu: Gpu, label: string, byteLength: number, usage = STORAGE_USAGE): GpuBuffer {
+export function createStorage(gpu: Gpu, label: string, byteLength: number, usage: GPUBufferUsageFlags = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST): GpuBuffer {
   assertAlive(gpu);
   const size = Math.max(16, roundUp(byteLength, 16));
   if (size > gpu.maxBindingBytes) {

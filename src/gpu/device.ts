@@ -1,15 +1,16 @@
 /**
- * WebGPU device acquisition (Dawn's node bindings, npm `webgpu`).
- *
- * Dawn crashes inside its event processing when the GPU or adapter objects are temporaries that
- * get garbage-collected while the device lives (platform notes). So the one `Gpu` of the process
- * lives in a module-level binding and is never dropped: `acquireGpu()` creates it once and every
- * later call returns the same object. Callers must also never run hot loops at module top level.
+ * The `Gpu` the rest of the code runs on: a WebGPU device with its adapter's report, the binding
+ * limit every buffer is split to fit, memory accounting, and where the kernels' WGSL comes from.
+ * Nothing here is Node-specific: the same code runs on Dawn's node bindings (src/node/dawn.ts) and
+ * on a browser's `navigator.gpu`.
  */
-import { create, globals } from 'webgpu';
 import { UserError } from '../errors.ts';
 
-Object.assign(globalThis, globals);
+/** Where kernel sources come from: kernels/ on disk (src/node/kernel-files.ts) or a bundle in a browser. */
+export interface KernelFiles {
+  /** The text of `kernels/<relPath>` (relPath may start with `include/`). */
+  read(relPath: string): string;
+}
 
 export interface GpuReport {
   description: string;
@@ -31,39 +32,25 @@ export interface Gpu {
   readonly hasSubgroups: boolean;
   /** Set when the device was lost; every later GPU call throws with this reason. */
   lostReason: string | null;
+  /** The kernels' WGSL sources. */
+  readonly kernels: KernelFiles;
   /** Bytes of GPU buffers we allocated and have not destroyed (WebGPU reports no memory use). */
   allocatedBytes: number;
   peakAllocatedBytes: number;
 }
 
-// The long-lived bindings (see the header): never let these go out of scope.
-let gpuEntry: GPU | undefined;
-let acquired: Promise<Gpu> | undefined;
-
-/** The platform's default Dawn backend: WebGPU adapters do not report it. */
-function defaultBackend(): string {
-  if (process.platform === 'darwin') return 'metal';
-  if (process.platform === 'win32') return 'd3d12';
-  return 'vulkan';
-}
-
-export function acquireGpu(): Promise<Gpu> {
-  acquired ??= acquireGpuOnce();
-  return acquired;
-}
-
-async function acquireGpuOnce(): Promise<Gpu> {
-  // The Vulkan loader prints noisy errors without XDG_RUNTIME_DIR; harmless, but they confuse users.
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  gpuEntry = create([]);
-  const adapter = await gpuEntry.requestAdapter({ powerPreference: 'high-performance' });
+/**
+ * Requests the adapter and a device with every limit and the features we use (a plain
+ * requestDevice() gets the spec's low default limits: 128 MiB bindings, where GPUs offer 1 GiB+).
+ * `backend` names the native API for the report (WebGPU adapters do not say which one they run on).
+ */
+export async function requestGpu(entry: GPU, opts: { backend: string; kernels: KernelFiles }): Promise<Gpu> {
+  const adapter = await entry.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
     throw new UserError(
       'no WebGPU adapter found: run `npm run setup` (installs Mesa lavapipe on Debian when there is no GPU driver) or install your GPU\'s Vulkan/Metal/D3D12 driver',
     );
   }
-  // A plain requestDevice() gets the spec's low default limits (128 MiB bindings become 128 MiB
-  // anyway on lavapipe but 1 GiB+ on GPUs): ask for everything the adapter offers.
   const requiredLimits: Record<string, number> = {};
   for (const key in adapter.limits) {
     const v = (adapter.limits as unknown as Record<string, number>)[key];
@@ -83,7 +70,7 @@ async function acquireGpuOnce(): Promise<Gpu> {
     description: info.description || info.device || 'unknown adapter',
     vendor: info.vendor,
     architecture: info.architecture,
-    backend: defaultBackend(),
+    backend: opts.backend,
     isSoftware: info.architecture === 'software' || info.isFallbackAdapter === true,
     subgroupSize: info.subgroupMinSize ?? null,
     features: [...device.features].map(String).sort(),
@@ -96,6 +83,7 @@ async function acquireGpuOnce(): Promise<Gpu> {
     maxBindingBytes: Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
     hasSubgroups: device.features.has('subgroups'),
     lostReason: null,
+    kernels: opts.kernels,
     allocatedBytes: 0,
     peakAllocatedBytes: 0,
   };

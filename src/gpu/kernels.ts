@@ -12,14 +12,10 @@
  *   forward or training step is one submit; each dispatch carries its own Params, written into the
  *   submit's uniform arena (src/gpu/uniforms.ts), so an op can be recorded any number of times.
  */
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { assertAlive, type Gpu } from './device.ts';
+import { assertAlive, type Gpu, type KernelFiles } from './device.ts';
 import type { GpuBuffer } from './buffers.ts';
 import { paramBytes, UniformWriter, type ParamLayout } from './uniforms.ts';
 
-export const KERNEL_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'kernels');
 const INCLUDE_RE = /^\s*\/\/#include\s+"([^"]+)"\s*$/;
 
 export interface KernelSource {
@@ -28,17 +24,28 @@ export interface KernelSource {
   lineMap: { file: string; line: number }[];
 }
 
+/** Joins a relative path POSIX-style, resolving `..` (no Node `path` here: this runs in a browser too). */
+function joinPath(dir: string, rel: string): string {
+  const parts: string[] = [];
+  for (const p of `${dir}/${rel}`.split('/')) {
+    if (p === '' || p === '.') continue;
+    if (p === '..' && parts.length > 0 && parts[parts.length - 1] !== '..') parts.pop();
+    else parts.push(p);
+  }
+  return parts.join('/');
+}
+
 /** Reads `kernels/<file>` and expands `//#include "x.wgsl"` lines from `kernels/include/` (each once). */
-export function loadKernelSource(file: string): KernelSource {
+export function loadKernelSource(file: string, files: KernelFiles): KernelSource {
   const out: string[] = [];
   const lineMap: { file: string; line: number }[] = [];
   const included = new Set<string>();
   const expand = (rel: string, display: string) => {
-    const text = readFileSync(path.join(KERNEL_DIR, rel), 'utf8');
+    const text = files.read(rel);
     text.split('\n').forEach((line, i) => {
       const m = INCLUDE_RE.exec(line);
       if (m) {
-        const inc = path.posix.join('include', m[1]);
+        const inc = joinPath('include', m[1]);
         if (!included.has(inc)) {
           included.add(inc);
           expand(inc, `kernels/${inc}`);
@@ -114,7 +121,7 @@ export function kernelBindingLayout(code: string, file: string): GPUBindGroupLay
 
 async function compileKernel(gpu: Gpu, file: string, constants: OverrideConstants): Promise<Kernel> {
   assertAlive(gpu);
-  const src = loadKernelSource(file);
+  const src = loadKernelSource(file, gpu.kernels);
   const device = gpu.device;
   device.pushErrorScope('validation');
   const module = device.createShaderModule({ label: file, code: src.code });

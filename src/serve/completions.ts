@@ -22,7 +22,7 @@ import type { GenerateResult } from '../gen/generate.ts';
 import { readJsonObject, sendJson, type Exchange } from './http.ts';
 import { countTokens, parseChatRequest, parseCompletionRequest, parseTokenCheckRequest, type ChatRequest, type CompletionRequest } from './openai.ts';
 import type { Generate } from './scheduler.ts';
-import type { ServeApp } from './server.ts';
+import type { ServeApp } from './app.ts';
 import { EventStream } from './sse.ts';
 
 /** The fields every response object of one request starts with. */

@@ -7,28 +7,12 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { ApiError, asApiError, ErrorCode, errorBody } from './errors.ts';
+import { Client, ClientGone } from './client.ts';
 import { endStreamWithError } from './sse.ts';
 
 export type Json = Record<string, unknown>;
 
 const MAX_BODY_BYTES = 8 << 20;
-
-/** Thrown to stop work for a client that has closed its connection (it is logged, not answered). */
-export class ClientGone extends Error {}
-
-/** Whether the client of one response is still there. */
-export class Client {
-  private gone = false;
-  constructor(res: ServerResponse) {
-    res.on('close', () => {
-      if (!res.writableFinished) this.gone = true;
-    });
-  }
-  /** Throws ClientGone once the connection closed before the answer was complete. */
-  ensurePresent(): void {
-    if (this.gone) throw new ClientGone();
-  }
-}
 
 /** One request and its response, as a route handler sees them. */
 export interface Exchange {

@@ -2,7 +2,7 @@
 import { randomUUID } from 'node:crypto';
 import { ApiError, ErrorCode } from './errors.ts';
 import { sendJson, type Exchange } from './http.ts';
-import type { ServeApp } from './server.ts';
+import type { ServeApp } from './app.ts';
 
 export async function listModels(app: ServeApp, ex: Exchange): Promise<string> {
   sendJson(ex.res, 200, { object: 'list', data: app.modelNames.map((id) => modelCard(id, app.created)) });

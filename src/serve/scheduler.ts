@@ -10,7 +10,7 @@
  * runs the generations of many requests in one decode step.
  */
 import type { GenerateOptions, GenerateResult } from '../gen/generate.ts';
-import type { Client } from './http.ts';
+import type { Client } from './client.ts';
 
 /** One generation, as `Generator.generate` runs it. */
 export type Generate = (prompt: string, opts: GenerateOptions) => Promise<GenerateResult>;

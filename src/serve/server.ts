@@ -8,20 +8,14 @@
  *   prompt (src/gen/chat-prompt.ts); POST /api/v1/token_check: FastChat's `{prompts:[{model,
  *   prompt, max_tokens}]}` -> `{prompts:[{fits, tokenCount, contextLength}]}` (completions.ts).
  * Request fields and their checks: openai.ts. Errors: errors.ts. Streaming: sse.ts. Which request
- * has the model when: scheduler.ts. Listening, routing and bodies: http.ts.
+ * has the model when: scheduler.ts. Listening, routing and bodies: http.ts. What the handlers share: app.ts.
  */
-import type { GenerateOptions, GenerateResult, Generator } from '../gen/generate.ts';
 import type { CharacterSpec } from '../gen/chat-prompt.ts';
 import { chatCompletions, completions, tokenCheck } from './completions.ts';
 import { listen, type Route } from './http.ts';
 import { listModels, retrieveModel } from './models.ts';
-import type { ChatDefaults } from './openai.ts';
-import { SerialScheduler, type Scheduler } from './scheduler.ts';
-
-/** What the server needs of a Generator (a fake one can stand in for tests). */
-export type TextGenerator = Pick<Generator, 'tokenizer' | 'contextLength'> & {
-  generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult>;
-};
+import { SerialScheduler } from './scheduler.ts';
+import type { ServeApp, TextGenerator } from './app.ts';
 
 export interface ServerOptions {
   generator: TextGenerator;
@@ -44,16 +38,6 @@ export interface RunningServer {
   port: number;
   /** Stops accepting, drops open connections, and waits for the generation in progress to end. */
   close(): Promise<void>;
-}
-
-/** What the route handlers share. */
-export interface ServeApp {
-  modelNames: readonly string[];
-  generator: TextGenerator;
-  scheduler: Scheduler;
-  chatDefaults: ChatDefaults;
-  /** When the server started (Unix seconds), the `created` of its model cards. */
-  created: number;
 }
 
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {

@@ -4,7 +4,7 @@
  * object (its `error` key makes the openai client raise it), then the end marker.
  */
 import type { ServerResponse } from 'node:http';
-import type { Client } from './http.ts';
+import type { Client } from './client.ts';
 
 const DONE = '[DONE]';
 

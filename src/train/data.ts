@@ -23,7 +23,8 @@
 import { createHash } from 'node:crypto';
 import { UserError } from '../errors.ts';
 import type { Tokenizer } from '../data/tokenizer.ts';
-import { readPromptedFile, tokenizeSample, type TokenizedSample } from '../data/sft.ts';
+import { tokenizeSample, type TokenizedSample } from '../data/sft.ts';
+import { readPromptedFile } from '../formats/prompted-file.ts';
 import type { PromptedSample } from '../data/prompted.ts';
 import { warmupSteps } from '../optim/schedule.ts';
 import { Rng } from '../util/random.ts';

@@ -26,7 +26,8 @@
  */
 import { createStorage, StagingReader, withGpuErrorCheck, type GpuBuffer } from '../gpu/buffers.ts';
 import { f32ArrayToBf16 } from '../util/bf16.ts';
-import { acquireGpu, type Gpu } from '../gpu/device.ts';
+import type { Gpu } from '../gpu/device.ts';
+import { acquireGpu } from '../node/dawn.ts';
 import { Recorder } from '../gpu/kernels.ts';
 import { buildEmbeddingGradIndex } from '../model/embedding-index.ts';
 import { UserError } from '../errors.ts';

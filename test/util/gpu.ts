@@ -2,7 +2,8 @@
  * GPU access for tests. In CI (`CI=true`) a missing adapter FAILS the test file (CI always has
  * lavapipe); elsewhere GPU tests are skipped with a message saying how to get an adapter.
  */
-import { acquireGpu, type Gpu } from '../../src/gpu/device.ts';
+import type { Gpu } from '../../src/gpu/device.ts';
+import { acquireGpu } from '../../src/node/dawn.ts';
 import { createStorage, createStorageFrom, readF32, type GpuBuffer } from '../../src/gpu/buffers.ts';
 import { Op, Recorder, type OverrideConstants, type ParamLayout } from '../../src/gpu/kernels.ts';
 
