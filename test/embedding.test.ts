@@ -98,7 +98,7 @@ describe.skipIf(!gpu)('embedding_fwd.wgsl', () => {
             : table.subarray(start * c.D, (start + count) * c.D);
           await runOnce(g, 'embedding_fwd.wgsl', {
             constants: { W_BF16: bf16 },
-            params: ['uuuu', [c.R, c.D, start, count]],
+            params: ['uuuuu', [c.R, c.D, start, count, 0]],
             bindings: [idsBuf, bufferFrom(g, part), x],
             grid: grid1d(Math.ceil((c.R * c.D) / WG)),
           });
@@ -109,6 +109,29 @@ describe.skipIf(!gpu)('embedding_fwd.wgsl', () => {
       });
     }
   }
+});
+
+describe.skipIf(!gpu)('embedding_fwd.wgsl ids_offset', () => {
+  it('embeds rows [ids_offset, ids_offset + R) of a longer id list (prefill in passes), whole table and split', async () => {
+    const g = gpu!;
+    const c = CASES[0];
+    const all = tokenIds({ ...c, R: 3 * c.R }, 77);
+    const table = randomNormal(c.V * c.D, 78);
+    const idsBuf = bufferFrom(g, all);
+    for (const offset of [0, 7, 2 * c.R]) {
+      const want = embeddingForward(table, all.subarray(offset, offset + c.R), c.D);
+      const x = bufferFrom(g, randomNormal(c.R * c.D, 79, 100));
+      for (const [start, count] of chunks(c)) {
+        await runOnce(g, 'embedding_fwd.wgsl', {
+          constants: { W_BF16: false },
+          params: ['uuuuu', [c.R, c.D, start, count, offset]],
+          bindings: [idsBuf, bufferFrom(g, table.subarray(start * c.D, (start + count) * c.D)), x],
+          grid: grid1d(Math.ceil((c.R * c.D) / WG)),
+        });
+      }
+      expectClose(await readF32(g, x, c.R * c.D), want, TOL.embeddingFwd, `x at ids_offset ${offset}`);
+    }
+  });
 });
 
 describe.skipIf(!gpu)('embedding_bwd.wgsl', () => {

@@ -45,6 +45,21 @@ describe.skipIf(!gpu)('eval', () => {
     }
   });
 
+  it('a batch that does not fit one binding is scored in passes of fewer sequences, with the same sums', async () => {
+    // 16 tokens × 121 (intermediate) × 4 bytes = 7744: a 8 KiB limit holds one 16-token sequence a pass.
+    const small = Object.assign(Object.create(Object.getPrototypeOf(gpu!)), gpu!, { maxBindingBytes: 8192 });
+    const samples = [golden.input_ids[1], golden.input_ids[0], golden.input_ids[0].slice(0, 4)].map((ids, i) => ({ ids, targetStart: 1 + i, truncated: false }));
+    const whole = await SequenceScorer.create(await loadLlamaModel(gpu!, fixture, 'f32'), 16, 3);
+    const split = await SequenceScorer.create(await loadLlamaModel(small, fixture, 'f32'), 16, 3);
+    expect(whole.batch).toBe(3);
+    expect(split.batch).toBe(1);
+    const want = await whole.sumNllBatch(samples);
+    for (let i = 0; i < samples.length; i++) {
+      const got = (await split.sumNllBatch([samples[i]]))[0];
+      expect(Math.abs(got - want[i])).toBeLessThan(1e-5 * Math.abs(want[i]));
+    }
+  });
+
   it('`wgpu-char eval --json` prints nll, ppl and the target count; a bad file is one clear line', () => {
     // Three samples of the example file keep this quick on lavapipe.
     const small = path.join(mkdtempSync(path.join(tmpdir(), 'eval-')), 'three.jsonl');

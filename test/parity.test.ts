@@ -122,3 +122,33 @@ describe.skipIf(!gpu)('weights split into row chunks (as a 7B embedding/lm_head 
     }
   });
 });
+
+describe.skipIf(!gpu)('activations split to the binding limit (long prompts at 7B widths)', () => {
+  it('a prompt longer than one pass runs in row chunks through the KV cache, and its last chunk\'s logits do not change', async () => {
+    // 4 KiB bindings: 4096 / (4 · 121) = 8 rows of the widest activation (intermediate 121) per
+    // pass, so the 13-token sequence runs as rows [0, 8) then [8, 13), the second chunk attending
+    // to the first through the KV cache.
+    const small = Object.assign(Object.create(Object.getPrototypeOf(gpu!)), gpu!, { maxBindingBytes: 4096 });
+    const model = await loadLlamaModel(small, dir, 'f32');
+    const ids = golden.input_ids[0];
+    const T = ids.length;
+    const V = model.dims.V;
+    const fwd = await LlamaForward.create(model, { maxBatch: 1, maxSeq: T });
+    expect(fwd.state.maxRows).toBe(8);
+    const logits = createStorage(small, 'logits', T * V * 4);
+    const head = await LinearOp.create(small, model.lmHead(), fwd.state.xn, logits, false);
+    small.device.queue.writeBuffer(fwd.state.ids.buffer, 0, new Uint32Array(ids));
+    const rec = new Recorder(small);
+    const first = fwd.record(rec, 1, T, 0);
+    expect(first).toBe(8);
+    head.record(rec, { rows: T - first });
+    rec.submit();
+    const out = await readF32(small, logits, (T - first) * V);
+    const err = normwiseError(out, golden.logits[0].slice(first));
+    console.log(`parity f32, prefill in row chunks: normwise max error ${err.toExponential(3)}`);
+    expect(err).toBeLessThan(PARITY.logitsF32);
+    fwd.state.destroy();
+    logits.destroy();
+    model.destroy();
+  });
+});

@@ -256,6 +256,39 @@ describe.skipIf(!gpu)('training step vs PyTorch (test/fixtures/train-tiny)', () 
     expect(vsF32).toBeLessThan(TOL.trainLossBf16VsF32.rtol);
   });
 
+  it('a micro-batch split into passes (the binding limit holds one sequence) gives the step of the whole micro-batch', async () => {
+    // 128 × 45 × 4 = 23040 bytes: one 128-token sequence of the widest activation (intermediate 45)
+    // per binding, so a micro-batch of 4 runs in 4 passes, each scaled by the whole micro-batch's
+    // target count; the reference runs the 4 sequences in one pass.
+    const oneStep = async (bindingLimit?: number) => {
+      const step = await TrainStep.create({ bindingLimit, modelDir: dir, dtype: 'f32', maxLen: MAX_LEN, maxBatch: 4, checkpointing: true, weightDecay: S.weight_decay, maxGradNorm: S.max_grad_norm, beta1: S.beta1, beta2: S.beta2, eps: S.eps });
+      try {
+        const r = await step.trainStep([{ samples: samples.slice(0, 4) }], 1, S.lr);
+        const eval4 = await step.evalLoss(samples.slice(0, 4));
+        return { passBatch: step.passBatch, loss: r.loss, gradNorm: r.gradNorm, evalLoss: eval4.loss, weights: new Map([...(await step.exportWeights())].map(([k, t]) => [k, t.data])) };
+      } finally {
+        step.destroy();
+      }
+    };
+    const whole = await oneStep();
+    const split = await oneStep(128 * 45 * 4);
+    expect(whole.passBatch).toBe(4);
+    expect(split.passBatch).toBe(1);
+    let maxAbs = 0;
+    for (const [name, w] of whole.weights) {
+      const o = split.weights.get(name)!;
+      for (let i = 0; i < w.length; i++) maxAbs = Math.max(maxAbs, Math.abs(w[i] - o[i]));
+    }
+    const lossErr = relErr(split.loss, whole.loss);
+    const normErr = relErr(split.gradNorm, whole.gradNorm);
+    const evalErr = relErr(split.evalLoss, whole.evalLoss);
+    console.log(`train passes: loss rel err ${lossErr.toExponential(3)}, grad norm ${normErr.toExponential(3)}, eval loss ${evalErr.toExponential(3)}, weights max abs ${maxAbs.toExponential(3)}`);
+    expect(lossErr).toBeLessThan(TOL.trainPasses.rtol);
+    expect(normErr).toBeLessThan(TOL.trainPasses.rtol);
+    expect(evalErr).toBeLessThan(TOL.trainPasses.rtol);
+    expect(maxAbs).toBeLessThan(TOL.trainPassesWeights.atol);
+  });
+
   it('f32 with every matrix split into row chunks (7B-style): same losses and weights as PyTorch', async () => {
     // 24 KiB bindings: the 4000×24 embedding and lm_head (375 KiB) become 16 chunks each, the
     // logits of a sample 3 row chunks, the MLP matrices 2 chunks.

@@ -31,7 +31,7 @@ export function register(program: Command): void {
       const maxLen = Math.min(opts.maxLen, model.maxPositions);
       const r = await evaluateSamples(model, tokenizer, samples, maxLen, (done, total) => {
         if (process.stderr.isTTY) process.stderr.write(`\reval ${done}/${total}`);
-      }, opts.batchSize);
+      }, opts.batchSize, (note) => console.error(`wgpu-char: note: ${note}`));
       if (process.stderr.isTTY) process.stderr.write('\n');
       if (r.skipped > 0) console.error(`wgpu-char: skipped ${r.skipped} sample(s) whose prompt alone exceeds --max-len ${maxLen}`);
       if (opts.json) console.log(JSON.stringify({ nll: r.nll, ppl: r.ppl, tokens: r.tokens }));

@@ -84,8 +84,8 @@ export class Generator {
     gpu.device.queue.writeBuffer(this.forward.state.ids.buffer, 0, new Uint32Array(ids));
     const rec = new Recorder(gpu, 'decode');
     const T = ids.length;
-    this.forward.record(rec, 1, T, pos0);
-    this.lmHead.record(rec, { rows: 1, inRow: T - 1 });
+    const xnRow0 = this.forward.record(rec, 1, T, pos0);
+    this.lmHead.record(rec, { rows: 1, inRow: T - 1 - xnRow0 });
     if (penalty !== 1 && seen && seen.length > 0) {
       gpu.device.queue.writeBuffer(this.penaltyIds.buffer, 0, seen as Uint32Array<ArrayBuffer>);
       this.penalty.record(rec, { rows: seen.length, scale: penalty });

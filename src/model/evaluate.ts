@@ -41,6 +41,7 @@ export class SequenceScorer {
     private readonly targets: GpuBuffer,
     private readonly loss: GpuBuffer,
     readonly maxLen: number,
+    /** Sequences per forward: the requested batch, or fewer when a pass holds fewer (src/model/llama.ts, sequencesPerPass). */
     readonly batch: number,
     /** Persistent staging for the per-row losses: no buffer allocation per batch. */
     private readonly reader: StagingReader,
@@ -49,15 +50,15 @@ export class SequenceScorer {
   static async create(model: LlamaModel, maxLen: number, batch = 1): Promise<SequenceScorer> {
     const gpu = model.gpu;
     const V = model.dims.V;
-    const R = batch * maxLen;
     const forward = await LlamaForward.create(model, { maxBatch: batch, maxSeq: maxLen });
+    const R = forward.state.maxBatch * maxLen;
     const chunkRows = logitsChunkRows(gpu.maxBindingBytes, V, R);
     const logits = createStorage(gpu, 'eval.logits', chunkRows * V * 4);
     const targets = createStorage(gpu, 'eval.targets', R * 4);
     const loss = createStorage(gpu, 'eval.loss', R * 4);
     const head = await LinearOp.create(gpu, model.lmHead(), forward.state.xn, logits, false);
     const ce = await CrossEntropyOp.create(gpu, V, logits, targets, loss, false);
-    return new SequenceScorer(model, forward, chunkRows, head, ce, targets, loss, maxLen, batch, new StagingReader(gpu, R * 4, 'eval.loss.staging'));
+    return new SequenceScorer(model, forward, chunkRows, head, ce, targets, loss, maxLen, forward.state.maxBatch, new StagingReader(gpu, R * 4, 'eval.loss.staging'));
   }
 
   /** Sum of the NLL over the sample's target tokens. */
@@ -101,8 +102,11 @@ export async function evaluateSamples(
   maxLen: number,
   onProgress?: (done: number, total: number) => void,
   batch = 4,
+  /** Told once when the device cannot hold `batch` sequences per forward and fewer are used. */
+  onNote?: (message: string) => void,
 ): Promise<EvalResult> {
   const scorer = await SequenceScorer.create(model, maxLen, batch);
+  if (scorer.batch < batch) onNote?.(`eval: ${scorer.batch} sequence(s) of ${maxLen} tokens per forward instead of --batch-size ${batch}: a pass must fit the device's ${model.gpu.maxBindingBytes}-byte binding limit`);
   let total = 0;
   let tokens = 0;
   let skipped = 0;
@@ -125,7 +129,7 @@ export async function evaluateSamples(
     if (t.truncated) truncated++;
     tokens += targetCount(t);
     pending.push(t);
-    if (pending.length === batch) await flush();
+    if (pending.length === scorer.batch) await flush();
   }
   await flush();
   const nll = tokens > 0 ? total / tokens : NaN;

@@ -79,7 +79,37 @@ export class LlamaModel {
   }
 }
 
-/** Activation buffers for up to `maxRows` = B·T rows and a KV cache of `Tmax` per sequence. */
+/**
+ * How much of a batch one forward pass may hold on this device. Every buffer that grows with
+ * batch × length × width must fit one storage binding (lavapipe: 128 MiB; a 7B's [2048, 11008] f32
+ * MLP activation is 90 MiB): the activations are [rows, width] with width up to max(H, I, nH·hd),
+ * and each layer's K/V buffer is [B, Tmax, nKV·hd]. The logits are chunked separately
+ * (logitsChunkRows in src/model/evaluate.ts).
+ */
+export function rowsPerPass(d: LlamaDims, maxBindingBytes: number): number {
+  return Math.floor(maxBindingBytes / (4 * Math.max(d.H, d.I, d.nH * d.hd, d.nKV * d.hd)));
+}
+
+/**
+ * Sequences of `seqLen` rows one pass holds, at most `want`; a sequence that alone does not fit is
+ * one clear error naming `what` (the option that sets the length).
+ */
+export function sequencesPerPass(d: LlamaDims, maxBindingBytes: number, seqLen: number, want: number, what: string): number {
+  const rows = rowsPerPass(d, maxBindingBytes);
+  if (seqLen > rows) {
+    const width = Math.max(d.H, d.I, d.nH * d.hd, d.nKV * d.hd);
+    throw new UserError(
+      `${what} of ${seqLen} tokens needs ${seqLen * width * 4} bytes in one activation buffer (${width} f32 values a token), ` +
+        `but this device binds at most ${maxBindingBytes} bytes (maxStorageBufferBindingSize): at most ${rows} tokens fit`,
+    );
+  }
+  return Math.max(1, Math.min(want, Math.floor(rows / seqLen)));
+}
+
+/**
+ * Activation buffers for one pass of up to `maxRows` rows, ids for up to `maxBatch`·`Tmax` tokens,
+ * and a KV cache of `Tmax` rows for each of `maxBatch` sequences.
+ */
 export class ForwardState {
   readonly ids: GpuBuffer;
   readonly x: GpuBuffer;
@@ -96,7 +126,7 @@ export class ForwardState {
 
   constructor(gpu: Gpu, d: LlamaDims, readonly maxBatch: number, readonly maxRows: number, readonly Tmax: number) {
     const f = 4;
-    this.ids = createStorage(gpu, 'ids', maxRows * 4);
+    this.ids = createStorage(gpu, 'ids', maxBatch * Tmax * 4);
     this.x = createStorage(gpu, 'x', maxRows * d.H * f);
     this.xn = createStorage(gpu, 'xn', maxRows * d.H * f);
     this.rstd = createStorage(gpu, 'rstd', maxRows * f);
@@ -120,8 +150,8 @@ export class ForwardState {
 }
 
 /**
- * The forward pass of a model over a ForwardState: all ops (pipelines, bind groups, uniform
- * buffers) are built once here; `record` only sets sizes and encodes dispatches.
+ * The forward pass of a model over a ForwardState: all ops (pipelines, bind groups) are built once
+ * here; `record` only encodes dispatches with their sizes.
  */
 export class LlamaForward {
   private constructor(
@@ -132,13 +162,25 @@ export class LlamaForward {
     private readonly finalNorm: RmsNormOp,
   ) {}
 
+  /**
+   * Up to `maxBatch` sequences of up to `maxSeq` tokens, as many as one pass may hold
+   * (`sequencesPerPass`; `state.maxBatch` says how many that is: callers with more run several
+   * passes). A single sequence may be longer than one pass's rows when its K/V cache fits: its
+   * forward then runs in row chunks (prefill in passes).
+   */
   static async create(model: LlamaModel, opts: { maxBatch: number; maxSeq: number }): Promise<LlamaForward> {
     const gpu = model.gpu;
     const d = model.dims;
     if (opts.maxSeq > model.maxPositions) {
       throw new UserError(`context of ${opts.maxSeq} tokens exceeds the model's max_position_embeddings ${model.maxPositions}`);
     }
-    const st = new ForwardState(gpu, d, opts.maxBatch, opts.maxBatch * opts.maxSeq, opts.maxSeq);
+    const kvBytes = opts.maxSeq * d.nKV * d.hd * 4;
+    if (kvBytes > gpu.maxBindingBytes) {
+      throw new UserError(`a KV cache of ${opts.maxSeq} tokens needs ${kvBytes} bytes a layer, but this device binds at most ${gpu.maxBindingBytes} bytes (maxStorageBufferBindingSize): use a shorter context`);
+    }
+    const perPass = rowsPerPass(d, gpu.maxBindingBytes);
+    const batch = opts.maxBatch === 1 ? 1 : sequencesPerPass(d, gpu.maxBindingBytes, opts.maxSeq, opts.maxBatch, 'a sequence');
+    const st = new ForwardState(gpu, d, batch, Math.min(batch * opts.maxSeq, perPass), opts.maxSeq);
     const embed = await EmbeddingOp.create(gpu, model.weight(EMBED_TOKENS), st.ids, st.x);
     const layers: LayerForwardOps[] = [];
     for (let l = 0; l < d.L; l++) {
@@ -154,22 +196,30 @@ export class LlamaForward {
   /**
    * Encodes the forward of B sequences × T new tokens (ids already in `state.ids`, row b·T + t)
    * whose first token sits at position pos0, up to the final norm (output in `state.xn`).
-   * Batched calls (B > 1, training/eval) start at pos0 = 0; decode uses B = 1.
+   * Batched calls (B > 1, training/eval) start at pos0 = 0; decode uses B = 1. One sequence longer
+   * than a pass's rows runs in chunks of rows, each chunk through all layers (its K/V cached for the
+   * next): `state.xn` then holds the last chunk, and the return value is the index of the token in
+   * xn's row 0 (0 when the call fit one pass).
    */
-  record(rec: Recorder, B: number, T: number, pos0: number): void {
+  record(rec: Recorder, B: number, T: number, pos0: number): number {
     const d = this.model.dims;
     const st = this.state;
-    const R = B * T;
-    if (R > st.maxRows || B > st.maxBatch) throw new Error(`forward of ${B}×${T} exceeds the state's ${st.maxBatch} sequences / ${st.maxRows} rows`);
+    if (B > st.maxBatch) throw new Error(`forward of ${B} sequences exceeds the state's ${st.maxBatch}`);
+    if (B > 1 && B * T > st.maxRows) throw new Error(`forward of ${B}×${T} exceeds the state's ${st.maxRows} rows`);
     if (pos0 + T > st.Tmax) throw new UserError(`context full: position ${pos0 + T} exceeds ${st.Tmax} tokens`);
     if (B > 1 && pos0 !== 0) throw new Error('a batched forward (B > 1) starts at position 0');
     // Cache rows per sequence: the allocated Tmax for single-sequence decode; T when a batch of
     // padded sequences is processed whole (the cache is then just contiguous K/V rows).
     const stride = B > 1 ? T : st.Tmax;
-    const rows: OpCall = { rows: R };
-    this.embed.record(rec, rows);
-    for (const L of this.layers) recordLayerForward(rec, L, d, { B, T, pos0, kvStride: stride, complete: true });
-    this.finalNorm.record(rec, rows);
+    let t0 = 0;
+    for (;;) {
+      const Tc = B > 1 ? T : Math.min(T - t0, st.maxRows);
+      const rows: OpCall = { rows: B * Tc, inRow: t0 };
+      this.embed.record(rec, rows);
+      for (const L of this.layers) recordLayerForward(rec, L, d, { B, T: Tc, pos0: pos0 + t0, kvStride: stride, complete: true });
+      this.finalNorm.record(rec, { rows: B * Tc });
+      if (t0 + Tc >= T) return t0;
+      t0 += Tc;
+    }
   }
 }
-

@@ -8,7 +8,7 @@ import type { Gpu } from '../gpu/device.ts';
 import { grid1d, Op, type Recorder } from '../gpu/kernels.ts';
 import { ELEMENTWISE_WG, type ModelOp, type OpCall, type WeightRef } from './op.ts';
 
-/** x[r] = E[ids[r]]. Reads call.rows. */
+/** x[r] = E[ids[inRow + r]] for r < rows. Reads rows and inRow (a pass of a longer prompt). */
 export class EmbeddingOp implements ModelOp {
   private constructor(private readonly ops: Op[], private readonly w: WeightRef) {}
 
@@ -19,7 +19,7 @@ export class EmbeddingOp implements ModelOp {
         await Op.create(gpu, {
           kernel: 'embedding_fwd.wgsl',
           constants: { W_BF16: w.buffers.elem === 'bf16', WG: ELEMENTWISE_WG },
-          params: 'uuuu',
+          params: 'uuuuu',
           bindings: [ids, w.buffers.binding(c), x],
           label: `embed[${c.rowStart}]`,
         }),
@@ -31,7 +31,7 @@ export class EmbeddingOp implements ModelOp {
   record(rec: Recorder, call: OpCall): void {
     const H = this.w.entry.cols;
     this.w.entry.chunks.forEach((c, i) => {
-      rec.dispatch(this.ops[i], [call.rows, H, c.rowStart, c.rows], ...grid1d(Math.ceil((call.rows * H) / ELEMENTWISE_WG)));
+      rec.dispatch(this.ops[i], [call.rows, H, c.rowStart, c.rows, call.inRow ?? 0], ...grid1d(Math.ceil((call.rows * H) / ELEMENTWISE_WG)));
     });
   }
 }

@@ -32,10 +32,10 @@ import { Recorder } from '../gpu/kernels.ts';
 import { buildEmbeddingGradIndex } from '../model/embedding-index.ts';
 import { UserError } from '../errors.ts';
 import type { TokenizedSample } from '../data/sft.ts';
-import { padBatch } from '../data/sft.ts';
+import { padBatch, targetCount } from '../data/sft.ts';
 import { eosTokenIds, type LlamaConfig, type LlamaDims } from '../model/config.ts';
 import { loadLlamaConfig, openLlamaWeights, uploadLlamaWeights } from '../formats/hf-checkpoint.ts';
-import { LlamaModel } from '../model/llama.ts';
+import { LlamaModel, sequencesPerPass } from '../model/llama.ts';
 import { EMBED_TOKENS, FINAL_NORM, lmHeadName } from '../model/weights.ts';
 import {
   buildLayerBackward,
@@ -109,6 +109,8 @@ export class TrainStep implements TrainEngine {
     private readonly lossSum: SumOp,
     private readonly adamw: AdamW,
     private readonly stats: StagingReader,
+    /** Sequences per pass: a micro-batch of more runs in several passes (every activation buffer must fit one binding). */
+    readonly passBatch: number,
   ) {}
 
   get dims(): LlamaDims {
@@ -144,7 +146,8 @@ export class TrainStep implements TrainEngine {
     const v = new ParamBuffers(gpu, table, 'f32', 'adam.v');
 
     const d = model.dims;
-    const R = opts.maxBatch * opts.maxLen;
+    const passBatch = sequencesPerPass(d, bindingLimit, opts.maxLen, opts.maxBatch, '--max-len');
+    const R = passBatch * opts.maxLen;
     const b = allocateShared(gpu, d, R, opts.checkpointing);
     const W = (name: string): WeightRef => ({ entry: table.get(name), buffers: model.weights });
     const G = (name: string): WeightRef => ({ entry: table.get(name), buffers: grads });
@@ -191,13 +194,13 @@ export class TrainStep implements TrainEngine {
       { beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, maxGradNorm: opts.maxGradNorm },
     );
     const stats = new StagingReader(gpu, 16, 'train.stats');
-    const step = new TrainStep(gpu, cfg, model, master, grads, m, v, opts, b, embed, layersF, layersB, finalNorm, finalNormB, head, chunkRows, embedB, lossSum, adamw, stats);
+    const step = new TrainStep(gpu, cfg, model, master, grads, m, v, opts, b, embed, layersF, layersB, finalNorm, finalNormB, head, chunkRows, embedB, lossSum, adamw, stats, passBatch);
     return step;
   }
 
-  /** Pads the micro-batch to its longest sample and uploads ids, targets and the embedding-gradient index. Returns (B, T, target count). */
+  /** Pads one pass's samples to the longest and uploads ids, targets and the embedding-gradient index. Returns (B, T, target count). */
   private upload(samples: TokenizedSample[]): { B: number; T: number; targets: number } {
-    if (samples.length === 0 || samples.length > this.opts.maxBatch) throw new Error(`micro-batch of ${samples.length} samples (max ${this.opts.maxBatch})`);
+    if (samples.length === 0 || samples.length > this.passBatch) throw new Error(`pass of ${samples.length} samples (max ${this.passBatch})`);
     const { B, T, ids, targets, targetCount } = padBatch(samples, eosTokenIds(this.cfg)[0]);
     if (T > this.opts.maxLen) throw new Error(`sample of ${T} tokens exceeds max-len ${this.opts.maxLen}`);
     const q = this.gpu.device.queue;
@@ -247,30 +250,44 @@ export class TrainStep implements TrainEngine {
     this.embedB.record(rec, { rows: this.uniqueCount });
   }
 
+  /** The samples in passes of at most passBatch. */
+  private passes(samples: TokenizedSample[]): TokenizedSample[][] {
+    const out: TokenizedSample[][] = [];
+    for (let i = 0; i < samples.length; i += this.passBatch) out.push(samples.slice(i, i + this.passBatch));
+    return out;
+  }
+
   async trainStep(microBatches: MicroBatch[], step: number, lr: number): Promise<StepResult> {
     if (microBatches.length === 0) throw new Error('trainStep needs at least one micro-batch');
     let tokens = 0;
     for (let i = 0; i < microBatches.length; i++) {
-      const { B, T, targets } = this.upload(microBatches[i].samples);
-      tokens += microBatches[i].samples.reduce((a, s) => a + s.ids.length, 0);
-      const rec = new Recorder(this.gpu, `train step ${step} micro-batch ${i}`);
-      if (i === 0) {
-        rec.withEncoder((e) => this.grads.clear(e));
-        rec.clear(this.b.stepStats);
-      }
+      const samples = microBatches[i].samples;
+      if (samples.length > this.opts.maxBatch) throw new Error(`micro-batch of ${samples.length} samples (max ${this.opts.maxBatch})`);
+      tokens += samples.reduce((a, s) => a + s.ids.length, 0);
       // Each micro-batch's loss is its mean over its target tokens; the step's loss and gradient
-      // are the mean over micro-batches (HF: loss / gradient_accumulation_steps).
+      // are the mean over micro-batches (HF: loss / gradient_accumulation_steps). A micro-batch
+      // run in several passes scales every pass by its whole target count: the same sum.
+      const targets = samples.reduce((a, s) => a + targetCount(s), 0);
       const scale = targets > 0 ? 1 / (targets * microBatches.length) : 0;
-      this.recordForward(rec, B, T);
-      this.recordHead(rec, B * T, true, scale);
-      this.lossSum.record(rec, { rows: B * T, scale });
-      this.recordBackward(rec, B, T);
-      if (i === microBatches.length - 1) {
-        this.adamw.encodeStep(rec, step, lr);
-        rec.copy(this.adamw.gradNorm.norm, 0, this.b.stepStats, 4, 8);
-        this.stats.copyFrom(rec, this.b.stepStats, 0, 12);
-      }
-      rec.submit();
+      const passes = this.passes(samples);
+      passes.forEach((pass, p) => {
+        const { B, T } = this.upload(pass);
+        const rec = new Recorder(this.gpu, `train step ${step} micro-batch ${i} pass ${p}`);
+        if (i === 0 && p === 0) {
+          rec.withEncoder((e) => this.grads.clear(e));
+          rec.clear(this.b.stepStats);
+        }
+        this.recordForward(rec, B, T);
+        this.recordHead(rec, B * T, true, scale);
+        this.lossSum.record(rec, { rows: B * T, scale });
+        this.recordBackward(rec, B, T);
+        if (i === microBatches.length - 1 && p === passes.length - 1) {
+          this.adamw.encodeStep(rec, step, lr);
+          rec.copy(this.adamw.gradNorm.norm, 0, this.b.stepStats, 4, 8);
+          this.stats.copyFrom(rec, this.b.stepStats, 0, 12);
+        }
+        rec.submit();
+      });
     }
     const s = new Float32Array(await this.stats.read());
     return { loss: s[0], gradNorm: s[1], tokens };
@@ -279,9 +296,8 @@ export class TrainStep implements TrainEngine {
   async evalLoss(samples: TokenizedSample[]): Promise<{ loss: number; tokens: number }> {
     let total = 0;
     let tokens = 0;
-    for (let i = 0; i < samples.length; i += this.opts.maxBatch) {
-      const batch = samples.slice(i, i + this.opts.maxBatch);
-      const { B, T, targets } = this.upload(batch);
+    for (const pass of this.passes(samples)) {
+      const { B, T, targets } = this.upload(pass);
       const rec = new Recorder(this.gpu, 'eval');
       rec.clear(this.b.stepStats);
       this.recordForward(rec, B, T);
@@ -343,7 +359,7 @@ export class TrainStep implements TrainEngine {
   }
 }
 
-/** Every activation and gradient buffer of the step, sized for R = maxBatch·maxLen rows. */
+/** Every activation and gradient buffer of the step, sized for the R = passBatch·maxLen rows of one pass. */
 function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolean) {
   const all: GpuBuffer[] = [];
   const f = (label: string, elems: number) => {
