@@ -23,7 +23,9 @@ import { EMBED_TOKENS, FINAL_NORM, lmHeadName } from './weights.ts';
 import type { OpCall, WeightRef } from '../ops/op.ts';
 import { EmbeddingOp } from '../ops/embedding.ts';
 import { RmsNormOp } from '../ops/rmsnorm.ts';
-import { buildLayerForward, recordLayerForward, type LayerForwardOps, type RopeTables } from './layer.ts';
+import { buildLayerForward, recordLayerForward, type LayerForwardOps, type LayerLora, type RopeTables } from './layer.ts';
+import { adapterNames, LORA_MODULES, loraScale, type GpuAdapter, type LayerRole, type LoraConfig } from './lora.ts';
+import type { LoraScratch } from '../ops/lora.ts';
 
 /** The model's weights on the GPU (bf16 or f32), laid out by the parameter table. */
 export class LlamaModel {
@@ -123,8 +125,11 @@ export class ForwardState {
   readonly h: GpuBuffer;
   readonly kCache: GpuBuffer[];
   readonly vCache: GpuBuffer[];
+  /** With an adapter: z [maxRows, r] per adapted projection (shared by the layers: inference keeps none), and xs scratch. */
+  readonly loraZ: Partial<Record<LayerRole, GpuBuffer>> = {};
+  readonly loraScratch: LoraScratch | undefined;
 
-  constructor(gpu: Gpu, d: LlamaDims, readonly maxBatch: number, readonly maxRows: number, readonly Tmax: number) {
+  constructor(gpu: Gpu, d: LlamaDims, readonly maxBatch: number, readonly maxRows: number, readonly Tmax: number, lora?: LoraConfig) {
     const f = 4;
     this.ids = createStorage(gpu, 'ids', maxBatch * Tmax * 4);
     this.x = createStorage(gpu, 'x', maxRows * d.H * f);
@@ -142,10 +147,16 @@ export class ForwardState {
       this.kCache.push(createStorage(gpu, `k_cache.${l}`, maxBatch * Tmax * d.nKV * d.hd * f));
       this.vCache.push(createStorage(gpu, `v_cache.${l}`, maxBatch * Tmax * d.nKV * d.hd * f));
     }
+    if (lora) {
+      for (const m of lora.targets) this.loraZ[LORA_MODULES[m]] = createStorage(gpu, `lora_z.${m}`, maxRows * lora.r * f);
+      const xs = createStorage(gpu, 'lora.xs', maxRows * Math.max(d.H, d.I, d.nH * d.hd) * f);
+      this.loraScratch = { xs, dxs: xs, dz: xs };
+    }
   }
 
   destroy(): void {
-    for (const b of [this.ids, this.x, this.xn, this.rstd, this.q, this.attn, this.lse, this.g, this.u, this.h, ...this.kCache, ...this.vCache]) b.destroy();
+    for (const b of [this.ids, this.x, this.xn, this.rstd, this.q, this.attn, this.lse, this.g, this.u, this.h, ...this.kCache, ...this.vCache, ...Object.values(this.loraZ)]) b.destroy();
+    this.loraScratch?.xs.destroy();
   }
 }
 
@@ -168,7 +179,7 @@ export class LlamaForward {
    * passes). A single sequence may be longer than one pass's rows when its K/V cache fits: its
    * forward then runs in row chunks (prefill in passes).
    */
-  static async create(model: LlamaModel, opts: { maxBatch: number; maxSeq: number }): Promise<LlamaForward> {
+  static async create(model: LlamaModel, opts: { maxBatch: number; maxSeq: number; adapter?: GpuAdapter }): Promise<LlamaForward> {
     const gpu = model.gpu;
     const d = model.dims;
     if (opts.maxSeq > model.maxPositions) {
@@ -180,14 +191,27 @@ export class LlamaForward {
     }
     const perPass = rowsPerPass(d, gpu.maxBindingBytes);
     const batch = opts.maxBatch === 1 ? 1 : sequencesPerPass(d, gpu.maxBindingBytes, opts.maxSeq, opts.maxBatch, 'a sequence');
-    const st = new ForwardState(gpu, d, batch, Math.min(batch * opts.maxSeq, perPass), opts.maxSeq);
+    const adapter = opts.adapter;
+    const st = new ForwardState(gpu, d, batch, Math.min(batch * opts.maxSeq, perPass), opts.maxSeq, adapter?.config);
+    const lora: LayerLora | undefined = adapter && st.loraScratch
+      ? {
+          adapter: (baseName) => {
+            const n = adapterNames(baseName);
+            const t = adapter.weights.table;
+            return t.byName.has(n.a) ? { a: { entry: t.get(n.a), buffers: adapter.weights }, b: { entry: t.get(n.b), buffers: adapter.weights } } : undefined;
+          },
+          dropout: 0,
+          scale: loraScale(adapter.config),
+          scratch: st.loraScratch,
+        }
+      : undefined;
     const embed = await EmbeddingOp.create(gpu, model.weight(EMBED_TOKENS), st.ids, st.x);
     const layers: LayerForwardOps[] = [];
     for (let l = 0; l < d.L; l++) {
       // The residual stream runs in place (xin = xmid = xout); K/V go straight into layer l's cache.
       const x = st.x;
-      const buffers = { xin: x, xn1: st.xn, rstd1: st.rstd, q: st.q, k: st.kCache[l], v: st.vCache[l], attn: st.attn, lse: st.lse, xmid: x, xn2: st.xn, rstd2: st.rstd, g: st.g, u: st.u, h: st.h, xout: x };
-      layers.push(await buildLayerForward(gpu, l, (name) => model.weight(name), model.rope, buffers, d));
+      const buffers = { xin: x, xn1: st.xn, rstd1: st.rstd, q: st.q, k: st.kCache[l], v: st.vCache[l], attn: st.attn, lse: st.lse, xmid: x, xn2: st.xn, rstd2: st.rstd, g: st.g, u: st.u, h: st.h, xout: x, loraZ: st.loraZ };
+      layers.push(await buildLayerForward(gpu, l, (name) => model.weight(name), model.rope, buffers, d, lora));
     }
     const finalNorm = await RmsNormOp.create(gpu, model.weight(FINAL_NORM), st.x, st.xn, st.rstd, d.eps);
     return new LlamaForward(model, st, embed, layers, finalNorm);

@@ -28,10 +28,17 @@ export interface OpCall {
   outRow?: number;
   /** The op's one runtime scalar: dlogits scale (cross-entropy), sum scale, 1/temperature (softmax), penalty (repetition). */
   scale?: number;
+  /** The random stream of this call (LoRA dropout masks): mixes the run's seed, step, micro-batch and pass (src/ops/dropout.ts). */
+  key?: number;
 }
 
 export interface ModelOp {
   record(rec: Recorder, call: OpCall): void;
+  /**
+   * Records only what the backward reads of this op's work (LoRA's z), for a recompute that stops
+   * before the op (src/model/layer.ts, `complete: false`). Absent: the backward needs nothing of it.
+   */
+  recordSaved?(rec: Recorder, call: OpCall): void;
 }
 
 /** B, T, pos0 and kvStride of a call over sequences, checked against its rows. */

@@ -30,12 +30,15 @@ export class RmsNormOp implements ModelOp {
 /** Threads (columns) per workgroup of rmsnorm_bwd_weight.wgsl. */
 const WEIGHT_COLS = 64;
 
-/** dx (+= or =) RMSNorm input gradient and dw += weight gradient (owner-computes kernel). */
+/** dx (+= or =) RMSNorm input gradient and dw += weight gradient (owner-computes kernel; none for a frozen weight). */
 export class RmsNormBackwardOp implements ModelOp {
-  private constructor(private readonly input: Op, private readonly weight: Op, private readonly cols: number) {}
+  private constructor(private readonly input: Op, private readonly weight: Op | null, private readonly cols: number) {}
 
-  /** `w` must be the weight the forward read (bf16 or f32), so dx is the exact gradient of the forward that ran. */
-  static async create(gpu: Gpu, w: WeightRef, gradW: WeightRef, dy: GpuBuffer, x: GpuBuffer, rstd: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<RmsNormBackwardOp> {
+  /**
+   * `w` must be the weight the forward read (bf16 or f32), so dx is the exact gradient of the
+   * forward that ran. `gradW` null: the weight is frozen (LoRA), only dx is computed.
+   */
+  static async create(gpu: Gpu, w: WeightRef, gradW: WeightRef | null, dy: GpuBuffer, x: GpuBuffer, rstd: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<RmsNormBackwardOp> {
     const input = await Op.create(gpu, {
       kernel: 'rmsnorm_bwd.wgsl',
       constants: { ACCUMULATE: accumulate, W_BF16: w.buffers.elem === 'bf16' },
@@ -43,6 +46,7 @@ export class RmsNormBackwardOp implements ModelOp {
       bindings: [dy, x, w.buffers.binding(w.entry.chunks[0]), rstd, dx],
       label: `rmsnorm_bwd:${w.entry.spec.name}`,
     });
+    if (!gradW) return new RmsNormBackwardOp(input, null, w.entry.cols);
     const weight = await Op.create(gpu, {
       kernel: 'rmsnorm_bwd_weight.wgsl',
       constants: { ACCUMULATE: true, COLS: WEIGHT_COLS },
@@ -55,6 +59,6 @@ export class RmsNormBackwardOp implements ModelOp {
 
   record(rec: Recorder, call: OpCall): void {
     rec.dispatch(this.input, [call.rows, this.cols], ...grid1d(call.rows));
-    rec.dispatch(this.weight, [call.rows, this.cols], ...grid1d(Math.ceil(this.cols / WEIGHT_COLS)));
+    if (this.weight) rec.dispatch(this.weight, [call.rows, this.cols], ...grid1d(Math.ceil(this.cols / WEIGHT_COLS)));
   }
 }

@@ -48,6 +48,11 @@ import {
   type LayerGradBuffers,
 } from '../model/layer.ts';
 import { ParamBuffers } from '../model/param-buffers.ts';
+import type { ParamTable } from '../model/param-table.ts';
+import { adapterNames, LORA_MODULES, loraParamTable, loraScale, type LoraConfig } from '../model/lora.ts';
+import type { AdapterRefs, LoraScratch } from '../ops/lora.ts';
+import { dropoutCallKey } from '../ops/dropout.ts';
+import { Rng } from '../util/random.ts';
 import type { OpCall, WeightRef } from '../ops/op.ts';
 import { CrossEntropyOp } from '../ops/cross_entropy.ts';
 import { EmbeddingBackwardOp, EmbeddingOp } from '../ops/embedding.ts';
@@ -73,6 +78,13 @@ export interface TrainStepOptions {
   eps: number;
   /** Split parameters and logits as if one binding held at most this many bytes (tests of the 7B-style chunked paths). */
   bindingLimit?: number;
+  /**
+   * LoRA (src/model/lora.ts): the base weights stay frozen in `dtype` (no master, gradient or
+   * moments) and only the adapter trains, in f32 with AdamW. `initial`: the adapter to start from
+   * (PEFT names, f32), else A ~ kaiming-uniform (bound 1/√in, from `seed`) and B = 0, as PEFT.
+   * `seed` also keys the dropout masks.
+   */
+  lora?: { config: LoraConfig; seed: number; initial?: ReadonlyMap<string, Float32Array> };
 }
 
 /** Activations of one layer (shared by all layers with checkpointing): a layer's buffers minus its input and output. */
@@ -84,7 +96,8 @@ interface Head {
   ceTrain: CrossEntropyOp;
   ceEval: CrossEntropyOp;
   dIn: LinearGradInputOp;
-  dW: LinearGradWeightOp;
+  /** Absent when lm_head is frozen (LoRA). */
+  dW?: LinearGradWeightOp;
 }
 
 export class TrainStep implements TrainEngine {
@@ -92,6 +105,9 @@ export class TrainStep implements TrainEngine {
     readonly gpu: Gpu,
     readonly cfg: LlamaConfig,
     readonly model: LlamaModel,
+    /** The trained parameters' table: the model's, or the adapter's with LoRA. */
+    readonly trainTable: ParamTable,
+    /** The f32 values AdamW updates: the model's masters, or the adapter. */
     readonly master: ParamBuffers,
     readonly grads: ParamBuffers,
     readonly m: ParamBuffers,
@@ -105,7 +121,7 @@ export class TrainStep implements TrainEngine {
     private readonly finalNormB: RmsNormBackwardOp,
     private readonly head: Head,
     private readonly chunkRows: number,
-    private readonly embedB: EmbeddingBackwardOp,
+    private readonly embedB: EmbeddingBackwardOp | null,
     private readonly lossSum: SumOp,
     private readonly adamw: AdamW,
     private readonly stats: StagingReader,
@@ -128,19 +144,25 @@ export class TrainStep implements TrainEngine {
       throw new UserError(`--max-len ${opts.maxLen} exceeds the model's max_position_embeddings ${cfg.max_position_embeddings}`);
     }
     const bindingLimit = Math.min(gpu.maxBindingBytes, opts.bindingLimit ?? Infinity);
+    const lora = opts.lora;
     const st = openLlamaWeights(opts.modelDir, cfg);
     let model: LlamaModel;
     let master: ParamBuffers;
     try {
       model = LlamaModel.allocate(gpu, cfg, opts.dtype, bindingLimit);
       // With f32 the model weights are the masters; with bf16 the forward reads a bf16 copy of them
-      // (rounded from the checkpoint as AdamW will round the updated masters).
-      master = opts.dtype === 'f32' ? model.weights : new ParamBuffers(gpu, model.table, 'f32', 'master');
+      // (rounded from the checkpoint as AdamW will round the updated masters). A LoRA base is frozen:
+      // its weights only.
+      master = lora ? model.weights : opts.dtype === 'f32' ? model.weights : new ParamBuffers(gpu, model.table, 'f32', 'master');
       uploadLlamaWeights(st, cfg, [master, model.weights]);
     } finally {
       st.close();
     }
-    const table = model.table;
+    const table = lora ? loraParamTable(cfg, lora.config, bindingLimit) : model.table;
+    if (lora) {
+      master = new ParamBuffers(gpu, table, 'f32', 'lora');
+      initAdapter(master, lora.seed, lora.initial);
+    }
     const grads = new ParamBuffers(gpu, table, 'f32', 'grad');
     const m = new ParamBuffers(gpu, table, 'f32', 'adam.m');
     const v = new ParamBuffers(gpu, table, 'f32', 'adam.v');
@@ -148,20 +170,28 @@ export class TrainStep implements TrainEngine {
     const d = model.dims;
     const passBatch = sequencesPerPass(d, bindingLimit, opts.maxLen, opts.maxBatch, '--max-len');
     const R = passBatch * opts.maxLen;
-    const b = allocateShared(gpu, d, R, opts.checkpointing);
-    const W = (name: string): WeightRef => ({ entry: table.get(name), buffers: model.weights });
-    const G = (name: string): WeightRef => ({ entry: table.get(name), buffers: grads });
+    const b = allocateShared(gpu, d, R, opts.checkpointing, lora?.config);
+    const W = (name: string): WeightRef => ({ entry: model.table.get(name), buffers: model.weights });
+    const G = lora ? null : (name: string): WeightRef => ({ entry: table.get(name), buffers: grads });
+    const adapterRefs = (buffers: ParamBuffers) => (baseName: string): AdapterRefs | undefined => {
+      const n = adapterNames(baseName);
+      if (!table.byName.has(n.a)) return undefined;
+      return { a: { entry: table.get(n.a), buffers }, b: { entry: table.get(n.b), buffers } };
+    };
+    const layerLora = lora && b.loraScratch
+      ? { adapter: adapterRefs(master), grad: adapterRefs(grads), dropout: lora.config.dropout, scale: loraScale(lora.config), scratch: b.loraScratch }
+      : undefined;
 
     const embed = await EmbeddingOp.create(gpu, W(EMBED_TOKENS), b.ids, b.saved[0]);
     const layersF: LayerForwardOps[] = [];
     const layersB: LayerBackwardOps[] = [];
     for (let l = 0; l < d.L; l++) {
       const acts: LayerBuffers = { ...b.acts[opts.checkpointing ? 0 : l], xin: b.saved[l], xout: b.saved[l + 1] };
-      layersF.push(await buildLayerForward(gpu, l, W, model.rope, acts, d));
-      layersB.push(await buildLayerBackward(gpu, l, W, G, model.rope, acts, b.grad, d));
+      layersF.push(await buildLayerForward(gpu, l, W, model.rope, acts, d, layerLora));
+      layersB.push(await buildLayerBackward(gpu, l, W, G, model.rope, acts, b.grad, d, layerLora));
     }
     const finalNorm = await RmsNormOp.create(gpu, W(FINAL_NORM), b.saved[d.L], b.xnF, b.rstdF, d.eps);
-    const finalNormB = await RmsNormBackwardOp.create(gpu, W(FINAL_NORM), G(FINAL_NORM), b.dxnF, b.saved[d.L], b.rstdF, b.grad.dx, false);
+    const finalNormB = await RmsNormBackwardOp.create(gpu, W(FINAL_NORM), G ? G(FINAL_NORM) : null, b.dxnF, b.saved[d.L], b.rstdF, b.grad.dx, false);
 
     const headName = lmHeadName(cfg);
     const chunkRows = logitsChunkRows(bindingLimit, d.V, R);
@@ -172,9 +202,9 @@ export class TrainStep implements TrainEngine {
       ceTrain: await CrossEntropyOp.create(gpu, d.V, logits, b.targets, b.loss, true),
       ceEval: await CrossEntropyOp.create(gpu, d.V, logits, b.targets, b.loss, false),
       dIn: await LinearGradInputOp.create(gpu, W(headName), logits, b.dxnF, false),
-      dW: await LinearGradWeightOp.create(gpu, G(headName), logits, b.xnF),
+      dW: G ? await LinearGradWeightOp.create(gpu, G(headName), logits, b.xnF) : undefined,
     };
-    const embedB = await EmbeddingBackwardOp.create(gpu, G(EMBED_TOKENS), b.grad.dx, { uniq: b.uniq, starts: b.starts, rows: b.rows });
+    const embedB = G ? await EmbeddingBackwardOp.create(gpu, G(EMBED_TOKENS), b.grad.dx, { uniq: b.uniq, starts: b.starts, rows: b.rows }) : null;
     const lossSum = await SumOp.create(gpu, b.loss, b.stepStats, true);
 
     const adamw = await AdamW.create(
@@ -188,13 +218,13 @@ export class TrainStep implements TrainEngine {
           grad: { buf: grads.arenas[c.arena], offset: c.offsetF32 / 4 },
           m: { buf: m.arenas[c.arena], offset: c.offsetF32 / 4 },
           v: { buf: v.arenas[c.arena], offset: c.offsetF32 / 4 },
-          ...(opts.dtype === 'bf16' ? { bf16Copy: { buf: model.weights.arenas[c.arena], offset: c.offsetBf16 / 2 } } : {}),
+          ...(opts.dtype === 'bf16' && !lora ? { bf16Copy: { buf: model.weights.arenas[c.arena], offset: c.offsetBf16 / 2 } } : {}),
         })),
       ),
       { beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, maxGradNorm: opts.maxGradNorm },
     );
     const stats = new StagingReader(gpu, 16, 'train.stats');
-    const step = new TrainStep(gpu, cfg, model, master, grads, m, v, opts, b, embed, layersF, layersB, finalNorm, finalNormB, head, chunkRows, embedB, lossSum, adamw, stats, passBatch);
+    const step = new TrainStep(gpu, cfg, model, table, master, grads, m, v, opts, b, embed, layersF, layersB, finalNorm, finalNormB, head, chunkRows, embedB, lossSum, adamw, stats, passBatch);
     return step;
   }
 
@@ -216,10 +246,10 @@ export class TrainStep implements TrainEngine {
   private uniqueCount = 0;
 
   /** Forward through all layers and the final norm (saving what the backward needs). */
-  private recordForward(rec: Recorder, B: number, T: number): void {
+  private recordForward(rec: Recorder, B: number, T: number, key = 0): void {
     const rows: OpCall = { rows: B * T };
     this.embed.record(rec, rows);
-    for (const L of this.layersF) recordLayerForward(rec, L, this.dims, { B, T, pos0: 0, kvStride: T, complete: true });
+    for (const L of this.layersF) recordLayerForward(rec, L, this.dims, { B, T, pos0: 0, kvStride: T, complete: true, key });
     this.finalNorm.record(rec, rows);
   }
 
@@ -236,18 +266,18 @@ export class TrainStep implements TrainEngine {
       }
       h.ceTrain.record(rec, { rows, outRow: r0, scale: gradScale });
       h.dIn.record(rec, { rows, inRow: r0 });
-      h.dW.record(rec, { rows, inRow: r0 });
+      h.dW?.record(rec, { rows, inRow: r0 });
     }
   }
 
   /** The forward reversed: final norm, then each layer's backward (after its recompute with checkpointing), then the embedding. */
-  private recordBackward(rec: Recorder, B: number, T: number): void {
+  private recordBackward(rec: Recorder, B: number, T: number, key: number): void {
     this.finalNormB.record(rec, { rows: B * T });
     for (let l = this.dims.L - 1; l >= 0; l--) {
-      if (this.opts.checkpointing) recordLayerForward(rec, this.layersF[l], this.dims, { B, T, pos0: 0, kvStride: T, complete: false });
-      recordLayerBackward(rec, this.layersB[l], { B, T });
+      if (this.opts.checkpointing) recordLayerForward(rec, this.layersF[l], this.dims, { B, T, pos0: 0, kvStride: T, complete: false, key });
+      recordLayerBackward(rec, this.layersB[l], { B, T, key });
     }
-    this.embedB.record(rec, { rows: this.uniqueCount });
+    this.embedB?.record(rec, { rows: this.uniqueCount });
   }
 
   /** The samples in passes of at most passBatch. */
@@ -277,10 +307,12 @@ export class TrainStep implements TrainEngine {
           rec.withEncoder((e) => this.grads.clear(e));
           rec.clear(this.b.stepStats);
         }
-        this.recordForward(rec, B, T);
+        // The dropout masks of this pass (the same in its forward, recompute and backward).
+        const key = this.opts.lora ? dropoutCallKey(this.opts.lora.seed, step, i, p) : 0;
+        this.recordForward(rec, B, T, key);
         this.recordHead(rec, B * T, true, scale);
         this.lossSum.record(rec, { rows: B * T, scale });
-        this.recordBackward(rec, B, T);
+        this.recordBackward(rec, B, T, key);
         if (i === microBatches.length - 1 && p === passes.length - 1) {
           this.adamw.encodeStep(rec, step, lr);
           rec.copy(this.adamw.gradNorm.norm, 0, this.b.stepStats, 4, 8);
@@ -313,7 +345,7 @@ export class TrainStep implements TrainEngine {
 
   private async exportRole(buffers: ParamBuffers): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const e of this.model.table.entries) out.set(e.spec.name, { shape: e.spec.shape, data: (await buffers.readTensor(e)) as Float32Array });
+    for (const e of this.trainTable.entries) out.set(e.spec.name, { shape: e.spec.shape, data: (await buffers.readTensor(e)) as Float32Array });
     return out;
   }
 
@@ -332,11 +364,11 @@ export class TrainStep implements TrainEngine {
 
   async importOptimizerState(state: Map<string, { shape: number[]; data: Float32Array }>): Promise<void> {
     for (const [prefix, role] of [['adam_m.', this.m], ['adam_v.', this.v], ['master.', this.master]] as const) {
-      for (const e of this.model.table.entries) {
+      for (const e of this.trainTable.entries) {
         const t = state.get(prefix + e.spec.name);
         if (!t) throw new UserError(`optimizer state: missing ${prefix}${e.spec.name}`);
         role.uploadTensor(e, t.data);
-        if (prefix === 'master.' && this.opts.dtype === 'bf16') {
+        if (prefix === 'master.' && this.opts.dtype === 'bf16' && !this.opts.lora) {
           this.model.weights.uploadTensor(e, f32ArrayToBf16(t.data));
         }
       }
@@ -360,7 +392,7 @@ export class TrainStep implements TrainEngine {
 }
 
 /** Every activation and gradient buffer of the step, sized for the R = passBatch·maxLen rows of one pass. */
-function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolean) {
+function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolean, lora?: LoraConfig) {
   const all: GpuBuffer[] = [];
   const f = (label: string, elems: number) => {
     const buf = createStorage(gpu, label, elems * 4);
@@ -386,8 +418,12 @@ function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolea
       g: f(`${p}.g`, R * d.I),
       u: f(`${p}.u`, R * d.I),
       h: f(`${p}.h`, R * d.I),
+      // LoRA: z = s·dropout(x)·Aᵀ of each target, [R, r], kept for the backward (recomputed with the layer).
+      loraZ: lora ? Object.fromEntries(lora.targets.map((m) => [LORA_MODULES[m], f(`${p}.lora_z.${m}`, R * lora.r)])) : undefined,
     });
   }
+  const widest = Math.max(d.H, d.I, qd);
+  const loraScratch: LoraScratch | undefined = lora ? { xs: f('lora.xs', R * widest), dxs: f('lora.dxs', R * widest), dz: f('lora.dz', R * lora.r) } : undefined;
   const grad: LayerGradBuffers = {
     dx: f('dx', R * d.H),
     dxn: f('dxn', R * d.H),
@@ -416,6 +452,28 @@ function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolea
     rstdF: f('rstdF', R),
     dxnF: f('dxnF', R * d.H),
     grad,
+    loraScratch,
     stepStats: f('step.stats', 4),
   };
+}
+
+/**
+ * Fills the adapter: `initial` when given, else PEFT's initialisation: A ~ U(−1/√in, 1/√in)
+ * (kaiming_uniform_ with a = √5), B = 0, from `seed` in model order.
+ */
+function initAdapter(adapter: ParamBuffers, seed: number, initial?: ReadonlyMap<string, Float32Array>): void {
+  const rng = new Rng(seed);
+  for (const e of adapter.table.entries) {
+    const n = e.rowsTotal * e.cols;
+    let data = initial?.get(e.spec.name);
+    if (initial && !data) throw new UserError(`adapter: missing tensor ${e.spec.name}`);
+    if (!data) {
+      data = new Float32Array(n);
+      if (e.spec.name.endsWith('.lora_A.weight')) {
+        const bound = 1 / Math.sqrt(e.cols);
+        for (let i = 0; i < n; i++) data[i] = (2 * rng.uniform() - 1) * bound;
+      }
+    }
+    adapter.uploadTensor(e, data);
+  }
 }
