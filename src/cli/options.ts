@@ -56,6 +56,21 @@ export function parseNumber(flag: string, range: Range = {}): (value: string) =>
   };
 }
 
+const BYTE_UNITS: Record<string, number> = { b: 1, kb: 1e3, mb: 1e6, gb: 1e9, tb: 1e12, kib: 2 ** 10, mib: 2 ** 20, gib: 2 ** 30, tib: 2 ** 40, k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 };
+
+/**
+ * Parser of a size in bytes: a number with an optional unit, `24GB` (10⁹, as a card's box says),
+ * `24GiB` or `24G` (2³⁰), `512MiB`, or plain bytes.
+ */
+export function parseBytes(flag: string): (value: string) => number {
+  return (value) => {
+    const m = /^\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*$/.exec(value);
+    const unit = m ? BYTE_UNITS[(m[2] || 'b').toLowerCase()] : undefined;
+    if (!m || unit === undefined || !(Number(m[1]) > 0)) throw badValue(flag, 'a size such as 24GB, 24GiB, 512MiB or a number of bytes', value);
+    return Math.round(Number(m[1]) * unit);
+  };
+}
+
 /** `flags` is commander's syntax, e.g. '--max-len <n>'; the error messages name its long flag. */
 function optionWithParser(flags: string, description: string, parser: (flag: string) => (value: string) => unknown, defaultValue?: unknown): Option {
   const option = new Option(flags, description);

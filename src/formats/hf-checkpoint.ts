@@ -18,7 +18,11 @@ import { LM_HEAD, llamaWeightSpecs, type WeightSpec } from '../model/weights.ts'
 
 /** Reads and validates `<dir>/config.json`. */
 export function loadLlamaConfig(dir: string): LlamaConfig {
-  const file = path.join(dir, 'config.json');
+  return readConfigFile(path.join(dir, 'config.json'));
+}
+
+/** Reads and validates a config.json file (of any name). */
+export function readConfigFile(file: string): LlamaConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

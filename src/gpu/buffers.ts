@@ -20,13 +20,18 @@ function roundUp(n: number, to: number): number {
   return Math.ceil(n / to) * to;
 }
 
+/** The bytes `createStorage` allocates for a request of `byteLength` (what the memory planner counts). */
+export function storageBytes(byteLength: number): number {
+  return Math.max(16, roundUp(byteLength, 16));
+}
+
 /**
  * A storage buffer of at least `byteLength` bytes (zero-initialised, as WebGPU guarantees).
  * Throws a clear error when it exceeds what one binding may hold: callers split big tensors.
  */
 export function createStorage(gpu: Gpu, label: string, byteLength: number, usage: GPUBufferUsageFlags = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST): GpuBuffer {
   assertAlive(gpu);
-  const size = Math.max(16, roundUp(byteLength, 16));
+  const size = storageBytes(byteLength);
   if (size > gpu.maxBindingBytes) {
     throw new Error(
       `buffer '${label}' needs ${size} bytes but this device binds at most ${gpu.maxBindingBytes} (maxStorageBufferBindingSize): split it`,

@@ -108,9 +108,41 @@ export function sequencesPerPass(d: LlamaDims, maxBindingBytes: number, seqLen: 
   return Math.max(1, Math.min(want, Math.floor(rows / seqLen)));
 }
 
+/** The memory roles of a forward's buffers (the planner's rows, src/train/plan.ts). */
+export type ForwardRole = 'kv_cache' | 'activations' | 'lora_buffers';
+
+/**
+ * The buffers of a ForwardState: label, bytes and memory role. The one list the state allocates
+ * and the memory planner adds up.
+ */
+export function forwardStateLayout(d: LlamaDims, maxBatch: number, maxRows: number, Tmax: number, lora?: LoraConfig): { label: string; bytes: number; role: ForwardRole }[] {
+  const f = 4;
+  const out: { label: string; bytes: number; role: ForwardRole }[] = [];
+  const act = (label: string, width: number) => out.push({ label, bytes: maxRows * width * f, role: 'activations' });
+  out.push({ label: 'ids', bytes: maxBatch * Tmax * 4, role: 'activations' });
+  act('x', d.H);
+  act('xn', d.H);
+  act('rstd', 1);
+  act('q', d.nH * d.hd);
+  act('attn', d.nH * d.hd);
+  act('lse', d.nH);
+  act('g', d.I);
+  act('u', d.I);
+  act('h', d.I);
+  for (let l = 0; l < d.L; l++) {
+    out.push({ label: `k_cache.${l}`, bytes: maxBatch * Tmax * d.nKV * d.hd * f, role: 'kv_cache' });
+    out.push({ label: `v_cache.${l}`, bytes: maxBatch * Tmax * d.nKV * d.hd * f, role: 'kv_cache' });
+  }
+  if (lora) {
+    for (const m of lora.targets) out.push({ label: `lora_z.${m}`, bytes: maxRows * lora.r * f, role: 'lora_buffers' });
+    out.push({ label: 'lora.xs', bytes: maxRows * Math.max(d.H, d.I, d.nH * d.hd) * f, role: 'lora_buffers' });
+  }
+  return out;
+}
+
 /**
  * Activation buffers for one pass of up to `maxRows` rows, ids for up to `maxBatch`·`Tmax` tokens,
- * and a KV cache of `Tmax` rows for each of `maxBatch` sequences.
+ * and a KV cache of `Tmax` rows for each of `maxBatch` sequences (forwardStateLayout).
  */
 export class ForwardState {
   readonly ids: GpuBuffer;
@@ -128,36 +160,45 @@ export class ForwardState {
   /** With an adapter: z [maxRows, r] per adapted projection (shared by the layers: inference keeps none), and xs scratch. */
   readonly loraZ: Partial<Record<LayerRole, GpuBuffer>> = {};
   readonly loraScratch: LoraScratch | undefined;
+  private readonly all: GpuBuffer[];
 
   constructor(gpu: Gpu, d: LlamaDims, readonly maxBatch: number, readonly maxRows: number, readonly Tmax: number, lora?: LoraConfig) {
-    const f = 4;
-    this.ids = createStorage(gpu, 'ids', maxBatch * Tmax * 4);
-    this.x = createStorage(gpu, 'x', maxRows * d.H * f);
-    this.xn = createStorage(gpu, 'xn', maxRows * d.H * f);
-    this.rstd = createStorage(gpu, 'rstd', maxRows * f);
-    this.q = createStorage(gpu, 'q', maxRows * d.nH * d.hd * f);
-    this.attn = createStorage(gpu, 'attn', maxRows * d.nH * d.hd * f);
-    this.lse = createStorage(gpu, 'lse', maxRows * d.nH * f);
-    this.g = createStorage(gpu, 'g', maxRows * d.I * f);
-    this.u = createStorage(gpu, 'u', maxRows * d.I * f);
-    this.h = createStorage(gpu, 'h', maxRows * d.I * f);
-    this.kCache = [];
-    this.vCache = [];
-    for (let l = 0; l < d.L; l++) {
-      this.kCache.push(createStorage(gpu, `k_cache.${l}`, maxBatch * Tmax * d.nKV * d.hd * f));
-      this.vCache.push(createStorage(gpu, `v_cache.${l}`, maxBatch * Tmax * d.nKV * d.hd * f));
-    }
+    const byLabel = new Map<string, GpuBuffer>();
+    for (const e of forwardStateLayout(d, maxBatch, maxRows, Tmax, lora)) byLabel.set(e.label, createStorage(gpu, e.label, e.bytes));
+    this.all = [...byLabel.values()];
+    const b = (label: string) => byLabel.get(label)!;
+    this.ids = b('ids');
+    this.x = b('x');
+    this.xn = b('xn');
+    this.rstd = b('rstd');
+    this.q = b('q');
+    this.attn = b('attn');
+    this.lse = b('lse');
+    this.g = b('g');
+    this.u = b('u');
+    this.h = b('h');
+    this.kCache = Array.from({ length: d.L }, (_, l) => b(`k_cache.${l}`));
+    this.vCache = Array.from({ length: d.L }, (_, l) => b(`v_cache.${l}`));
     if (lora) {
-      for (const m of lora.targets) this.loraZ[LORA_MODULES[m]] = createStorage(gpu, `lora_z.${m}`, maxRows * lora.r * f);
-      const xs = createStorage(gpu, 'lora.xs', maxRows * Math.max(d.H, d.I, d.nH * d.hd) * f);
-      this.loraScratch = { xs, dxs: xs, dz: xs };
+      for (const m of lora.targets) this.loraZ[LORA_MODULES[m]] = b(`lora_z.${m}`);
+      // Inference has no backward: the backward's scratch fields alias xs, unused.
+      this.loraScratch = { xs: b('lora.xs'), dxs: b('lora.xs'), dz: b('lora.xs') };
     }
   }
 
   destroy(): void {
-    for (const b of [this.ids, this.x, this.xn, this.rstd, this.q, this.attn, this.lse, this.g, this.u, this.h, ...this.kCache, ...this.vCache, ...Object.values(this.loraZ)]) b.destroy();
-    this.loraScratch?.xs.destroy();
+    for (const buf of this.all) buf.destroy();
   }
+}
+
+/**
+ * The rows, batch and context a LlamaForward.create with these options allocates: the one rule the
+ * forward and the memory planner share.
+ */
+export function forwardShape(d: LlamaDims, maxBindingBytes: number, maxBatch: number, maxSeq: number): { batch: number; maxRows: number } {
+  const perPass = rowsPerPass(d, maxBindingBytes);
+  const batch = maxBatch === 1 ? 1 : sequencesPerPass(d, maxBindingBytes, maxSeq, maxBatch, 'a sequence');
+  return { batch, maxRows: Math.min(batch * maxSeq, perPass) };
 }
 
 /**
@@ -189,10 +230,9 @@ export class LlamaForward {
     if (kvBytes > gpu.maxBindingBytes) {
       throw new UserError(`a KV cache of ${opts.maxSeq} tokens needs ${kvBytes} bytes a layer, but this device binds at most ${gpu.maxBindingBytes} bytes (maxStorageBufferBindingSize): use a shorter context`);
     }
-    const perPass = rowsPerPass(d, gpu.maxBindingBytes);
-    const batch = opts.maxBatch === 1 ? 1 : sequencesPerPass(d, gpu.maxBindingBytes, opts.maxSeq, opts.maxBatch, 'a sequence');
+    const { batch, maxRows } = forwardShape(d, gpu.maxBindingBytes, opts.maxBatch, opts.maxSeq);
     const adapter = opts.adapter;
-    const st = new ForwardState(gpu, d, batch, Math.min(batch * opts.maxSeq, perPass), opts.maxSeq, adapter?.config);
+    const st = new ForwardState(gpu, d, batch, maxRows, opts.maxSeq, adapter?.config);
     const lora: LayerLora | undefined = adapter && st.loraScratch
       ? {
           adapter: (baseName) => {

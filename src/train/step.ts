@@ -391,69 +391,90 @@ export class TrainStep implements TrainEngine {
   }
 }
 
-/** Every activation and gradient buffer of the step, sized for the R = passBatch·maxLen rows of one pass. */
-function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolean, lora?: LoraConfig) {
-  const all: GpuBuffer[] = [];
-  const f = (label: string, elems: number) => {
-    const buf = createStorage(gpu, label, elems * 4);
-    all.push(buf);
-    return buf;
-  };
+/** The memory roles of a training step's buffers (the planner's rows, src/train/plan.ts). */
+export type ActivationRole = 'saved_activations' | 'layer_working_set' | 'activation_gradients' | 'lora_buffers' | 'batch';
+
+/**
+ * Every activation and gradient buffer of the step, sized for the R = passBatch·maxLen rows of one
+ * pass: label, f32 elements and memory role. The one list `allocateShared` allocates and the memory
+ * planner adds up.
+ */
+export function trainBufferLayout(d: LlamaDims, R: number, checkpointing: boolean, lora?: LoraConfig): { label: string; elems: number; role: ActivationRole }[] {
+  const out: { label: string; elems: number; role: ActivationRole }[] = [];
+  const add = (role: ActivationRole, label: string, elems: number) => out.push({ label, elems, role });
   const qd = d.nH * d.hd;
   const kvd = d.nKV * d.hd;
+  for (let l = 0; l < (checkpointing ? 1 : d.L); l++) {
+    const p = checkpointing ? 'act' : `act${l}`;
+    const widths: [string, number][] = [['xn1', d.H], ['rstd1', 1], ['q', qd], ['k', kvd], ['v', kvd], ['attn', qd], ['lse', d.nH], ['xmid', d.H], ['xn2', d.H], ['rstd2', 1], ['g', d.I], ['u', d.I], ['h', d.I]];
+    for (const [name, w] of widths) add('layer_working_set', `${p}.${name}`, R * w);
+    // LoRA: z = s·dropout(x)·Aᵀ of each target, [R, r], kept for the backward (recomputed with the layer).
+    for (const m of lora?.targets ?? []) add('lora_buffers', `${p}.lora_z.${m}`, R * lora!.r);
+  }
+  for (const [name, w] of [['dx', d.H], ['dxn', d.H], ['dh', d.I], ['dg', d.I], ['du', d.I], ['dattn', qd], ['dsum', d.nH], ['dq', qd], ['dk', kvd], ['dv', kvd], ['dxnF', d.H]] as const) {
+    add('activation_gradients', name, R * w);
+  }
+  for (let l = 0; l <= d.L; l++) add('saved_activations', `saved.${l}`, R * d.H);
+  if (lora) {
+    const widest = Math.max(d.H, d.I, qd);
+    add('lora_buffers', 'lora.xs', R * widest);
+    add('lora_buffers', 'lora.dxs', R * widest);
+    add('lora_buffers', 'lora.dz', R * lora.r);
+  }
+  for (const [name, n] of [['ids', R], ['targets', R], ['loss', R], ['embed.uniq', R], ['embed.starts', R + 1], ['embed.rows', R], ['xnF', R * d.H], ['rstdF', R], ['step.stats', 4]] as const) {
+    add('batch', name, n);
+  }
+  return out;
+}
+
+/** Allocates trainBufferLayout's buffers and hands them out by role in the step. */
+function allocateShared(gpu: Gpu, d: LlamaDims, R: number, checkpointing: boolean, lora?: LoraConfig) {
+  const all: GpuBuffer[] = [];
+  const byLabel = new Map<string, GpuBuffer>();
+  for (const e of trainBufferLayout(d, R, checkpointing, lora)) {
+    const buf = createStorage(gpu, e.label, e.elems * 4);
+    all.push(buf);
+    byLabel.set(e.label, buf);
+  }
+  const f = (label: string) => byLabel.get(label)!;
   const acts: LayerActs[] = [];
   for (let l = 0; l < (checkpointing ? 1 : d.L); l++) {
     const p = checkpointing ? 'act' : `act${l}`;
     acts.push({
-      xn1: f(`${p}.xn1`, R * d.H),
-      rstd1: f(`${p}.rstd1`, R),
-      q: f(`${p}.q`, R * qd),
-      k: f(`${p}.k`, R * kvd),
-      v: f(`${p}.v`, R * kvd),
-      attn: f(`${p}.attn`, R * qd),
-      lse: f(`${p}.lse`, R * d.nH),
-      xmid: f(`${p}.xmid`, R * d.H),
-      xn2: f(`${p}.xn2`, R * d.H),
-      rstd2: f(`${p}.rstd2`, R),
-      g: f(`${p}.g`, R * d.I),
-      u: f(`${p}.u`, R * d.I),
-      h: f(`${p}.h`, R * d.I),
-      // LoRA: z = s·dropout(x)·Aᵀ of each target, [R, r], kept for the backward (recomputed with the layer).
-      loraZ: lora ? Object.fromEntries(lora.targets.map((m) => [LORA_MODULES[m], f(`${p}.lora_z.${m}`, R * lora.r)])) : undefined,
+      xn1: f(`${p}.xn1`),
+      rstd1: f(`${p}.rstd1`),
+      q: f(`${p}.q`),
+      k: f(`${p}.k`),
+      v: f(`${p}.v`),
+      attn: f(`${p}.attn`),
+      lse: f(`${p}.lse`),
+      xmid: f(`${p}.xmid`),
+      xn2: f(`${p}.xn2`),
+      rstd2: f(`${p}.rstd2`),
+      g: f(`${p}.g`),
+      u: f(`${p}.u`),
+      h: f(`${p}.h`),
+      loraZ: lora ? Object.fromEntries(lora.targets.map((m) => [LORA_MODULES[m], f(`${p}.lora_z.${m}`)])) : undefined,
     });
   }
-  const widest = Math.max(d.H, d.I, qd);
-  const loraScratch: LoraScratch | undefined = lora ? { xs: f('lora.xs', R * widest), dxs: f('lora.dxs', R * widest), dz: f('lora.dz', R * lora.r) } : undefined;
-  const grad: LayerGradBuffers = {
-    dx: f('dx', R * d.H),
-    dxn: f('dxn', R * d.H),
-    dh: f('dh', R * d.I),
-    dg: f('dg', R * d.I),
-    du: f('du', R * d.I),
-    dattn: f('dattn', R * qd),
-    dsum: f('dsum', R * d.nH),
-    dq: f('dq', R * qd),
-    dk: f('dk', R * kvd),
-    dv: f('dv', R * kvd),
-  };
-  const saved: GpuBuffer[] = [];
-  for (let l = 0; l <= d.L; l++) saved.push(f(`saved.${l}`, R * d.H));
+  const grad: LayerGradBuffers = { dx: f('dx'), dxn: f('dxn'), dh: f('dh'), dg: f('dg'), du: f('du'), dattn: f('dattn'), dsum: f('dsum'), dq: f('dq'), dk: f('dk'), dv: f('dv') };
+  const loraScratch: LoraScratch | undefined = lora ? { xs: f('lora.xs'), dxs: f('lora.dxs'), dz: f('lora.dz') } : undefined;
   return {
     all,
     acts,
-    saved,
-    ids: f('ids', R),
-    targets: f('targets', R),
-    loss: f('loss', R),
-    uniq: f('embed.uniq', R),
-    starts: f('embed.starts', R + 1),
-    rows: f('embed.rows', R),
-    xnF: f('xnF', R * d.H),
-    rstdF: f('rstdF', R),
-    dxnF: f('dxnF', R * d.H),
+    saved: Array.from({ length: d.L + 1 }, (_, l) => f(`saved.${l}`)),
+    ids: f('ids'),
+    targets: f('targets'),
+    loss: f('loss'),
+    uniq: f('embed.uniq'),
+    starts: f('embed.starts'),
+    rows: f('embed.rows'),
+    xnF: f('xnF'),
+    rstdF: f('rstdF'),
+    dxnF: f('dxnF'),
     grad,
     loraScratch,
-    stepStats: f('step.stats', 4),
+    stepStats: f('step.stats'),
   };
 }
 

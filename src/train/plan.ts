@@ -1,0 +1,105 @@
+/**
+ * The memory planner: the GPU bytes of every role of a training run and of sampling, computed
+ * before anything is allocated, from the same layouts and tables the allocations use
+ * (trainBufferLayout in src/train/step.ts, forwardStateLayout in src/model/llama.ts, the parameter
+ * tables of src/model/param-table.ts and src/model/lora.ts), rounded as createStorage rounds.
+ * It counts what wgpu-char allocates (Gpu.allocatedBytes); the driver's own overhead, the uniform
+ * pages and staging buffers (a few hundred KiB) are not in it.
+ */
+import { storageBytes } from '../gpu/buffers.ts';
+import { llamaDims, type LlamaConfig } from '../model/config.ts';
+import { logitsChunkRows } from '../model/evaluate.ts';
+import { forwardShape, forwardStateLayout, sequencesPerPass } from '../model/llama.ts';
+import { loraParamTable, type LoraConfig } from '../model/lora.ts';
+import { llamaParamTable, type ParamTable } from '../model/param-table.ts';
+import { trainBufferLayout } from './step.ts';
+
+export interface TrainPlanOptions {
+  dtype: 'bf16' | 'f32';
+  maxLen: number;
+  batch: number;
+  checkpointing: boolean;
+  lora?: LoraConfig;
+  maxBindingBytes: number;
+}
+
+export interface SamplePlanOptions {
+  dtype: 'bf16' | 'f32';
+  /** Context length (KV cache rows). */
+  context: number;
+  lora?: LoraConfig;
+  maxBindingBytes: number;
+}
+
+/** Role → bytes, and `total`. Key order is the print order. */
+export type MemoryPlan = Record<string, number> & { total: number };
+
+function arenaBytes(table: ParamTable, elem: 'f32' | 'bf16'): number {
+  return (elem === 'f32' ? table.arenaBytesF32 : table.arenaBytesBf16).reduce((a, b) => a + storageBytes(b), 0);
+}
+
+function ropeBytes(cfg: LlamaConfig): number {
+  const d = llamaDims(cfg);
+  return 2 * storageBytes(cfg.max_position_embeddings * (d.hd / 2) * 4);
+}
+
+/** The grad-norm kernel's partial sums (src/optim/clip.ts: one per 256 × 8 elements of each tensor chunk) and AdamW's 16-byte placeholder. */
+function optimizerScratchBytes(table: ParamTable): number {
+  let partials = 0;
+  for (const e of table.entries) for (const c of e.chunks) partials += Math.ceil(c.elems / (256 * 8));
+  return storageBytes(Math.max(1, partials) * 4) + storageBytes(8) + storageBytes(16);
+}
+
+function finish(roles: Record<string, number>): MemoryPlan {
+  const total = Object.values(roles).reduce((a, b) => a + b, 0);
+  return { ...roles, total } as MemoryPlan;
+}
+
+export function planTraining(cfg: LlamaConfig, o: TrainPlanOptions): MemoryPlan {
+  const d = llamaDims(cfg);
+  const model = llamaParamTable(cfg, o.maxBindingBytes);
+  const trainTable = o.lora ? loraParamTable(cfg, o.lora, o.maxBindingBytes) : model;
+  const passBatch = sequencesPerPass(d, o.maxBindingBytes, o.maxLen, o.batch, '--max-len');
+  const R = passBatch * o.maxLen;
+  const roles: Record<string, number> = {
+    weights: arenaBytes(model, o.dtype),
+    rope_table: ropeBytes(cfg),
+    // Full fine-tuning in bf16 keeps f32 masters beside the bf16 weights; in f32 the weights are the
+    // masters. With LoRA the adapter (f32) is what trains.
+    master_weights: o.lora || o.dtype === 'f32' ? 0 : arenaBytes(model, 'f32'),
+    adapter: o.lora ? arenaBytes(trainTable, 'f32') : 0,
+    gradients: arenaBytes(trainTable, 'f32'),
+    adam_moments: 2 * arenaBytes(trainTable, 'f32'),
+    optimizer_scratch: optimizerScratchBytes(trainTable),
+  };
+  for (const e of trainBufferLayout(d, R, o.checkpointing, o.lora)) roles[e.role] = (roles[e.role] ?? 0) + storageBytes(e.elems * 4);
+  roles.logits = storageBytes(logitsChunkRows(o.maxBindingBytes, d.V, R) * d.V * 4);
+  return finish(roles);
+}
+
+export function planSampling(cfg: LlamaConfig, o: SamplePlanOptions): MemoryPlan {
+  const d = llamaDims(cfg);
+  const model = llamaParamTable(cfg, o.maxBindingBytes);
+  const { batch, maxRows } = forwardShape(d, o.maxBindingBytes, 1, o.context);
+  const roles: Record<string, number> = {
+    weights: arenaBytes(model, o.dtype),
+    rope_table: ropeBytes(cfg),
+    adapter: o.lora ? arenaBytes(loraParamTable(cfg, o.lora, o.maxBindingBytes), 'f32') : 0,
+  };
+  for (const e of forwardStateLayout(d, batch, maxRows, o.context, o.lora)) roles[e.role] = (roles[e.role] ?? 0) + storageBytes(e.bytes);
+  // src/gen/generate.ts: logits and probabilities of one row, the repetition penalty's ids.
+  roles.sampling = 2 * storageBytes(d.V * 4) + storageBytes(o.context * 4);
+  return finish(roles);
+}
+
+/** A byte count for people: 1.5 GiB, 98.5 MiB, 12 KiB. */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let u = 0;
+  let v = n;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${units[u]}`;
+}
