@@ -30,6 +30,23 @@ describe('sampler', () => {
     expect(sampleTopP(probs, 1, 0.06)).toBe(1);
     expect(sampleTopP(probs, 1, 0.999)).toBe(3);
   });
+  it('top-p 0 keeps the single most likely token (greedy) whatever the coin; ties go to the lowest index', () => {
+    for (const coin of [0, 0.3, 0.5, 0.999]) {
+      expect(sampleTopP(probs, 0, coin)).toBe(argmax(probs));
+      expect(sampleTopP([0.2, 0.4, 0.4], 0, coin)).toBe(1);
+    }
+    // A large vocabulary with a flat tail: still the maximum, never a tail token.
+    const big = Array.from({ length: 32000 }, (_, i) => (i === 31999 ? 0.01 : 0.99 / 31999));
+    for (const coin of [0, 0.5, 0.999]) expect(sampleTopP(big, 0, coin)).toBe(31999);
+  });
+  it('a seed gives the same stream: one coin drawn per token, whatever top-p', () => {
+    const stream = (topP: number, seed: number) => {
+      const rng = new Rng(seed);
+      return Array.from({ length: 50 }, () => sampleTopP(probs, topP, rng.uniform()));
+    };
+    for (const topP of [0, 0.8, 1]) expect(stream(topP, 11)).toEqual(stream(topP, 11));
+    expect(stream(1, 11)).not.toEqual(stream(1, 12));
+  });
   it('is deterministic for a given coin', () => {
     const big = Array.from({ length: 32000 }, (_, i) => ((i * 7919) % 101) + 1);
     const total = big.reduce((a, b) => a + b, 0);

@@ -115,7 +115,7 @@ export interface SamplingOptions {
 export function addSamplingOptions(cmd: Command, defaults: { temperature: number; maxNewTokens: number }): Command {
   return cmd
     .addOption(numberOption('--temperature <t>', 'sampling temperature (< 1e-5 = greedy)', { min: 0, max: 2 }, defaults.temperature))
-    .addOption(numberOption('--top-p <p>', 'nucleus sampling mass (1 = off)', { min: 0, max: 1 }, 0.95))
+    .addOption(numberOption('--top-p <p>', 'nucleus sampling mass (1 = off, 0 = greedy: the most likely token)', { min: 0, max: 1 }, 0.95))
     .addOption(numberOption('--repetition-penalty <r>', 'HF/FastChat repetition penalty on every context token (1 = off; 1.1-1.3 curbs loops)', { min: 0.01, max: 10 }, 1))
     .addOption(integerOption('--max-new-tokens <n>', 'tokens to generate at most', { min: 1 }, defaults.maxNewTokens))
     .addOption(integerOption('--seed <n>', 'random seed of the sampler', { min: 0 }, 42))
