@@ -87,6 +87,30 @@ describe('parseLlamaConfig', () => {
     for (const [json, re] of cases) expectUserError(() => parseLlamaConfig(json, f), f, re);
     expectUserError(() => parseLlamaConfig([1], f), f, /not a JSON object/);
   });
+
+  it('refuses absurd sizes at once, naming them (no allocation sized by them)', () => {
+    const f = 'ckpt/config.json';
+    const t0 = performance.now();
+    expectUserError(() => parseLlamaConfig({ ...LLAMA2_7B, num_hidden_layers: 1_000_000_000 }, f), f,
+      /num_hidden_layers 1000000000 .*parameters.*2\^40/);
+    expectUserError(() => parseLlamaConfig({ ...MINIMAL, vocab_size: 2 ** 40 }, f), f, /vocab_size 1099511627776 .*parameters/);
+    expectUserError(() => parseLlamaConfig({ ...MINIMAL, max_position_embeddings: 1_000_000_000 }, f), f,
+      /max_position_embeddings 1000000000 is beyond any LLaMA \(at most 4194304/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    // The largest real ones stay accepted: a 405B-sized LLaMA, a 1M-token context.
+    const big = parseLlamaConfig({ ...LLAMA2_7B, hidden_size: 16384, intermediate_size: 53248, num_hidden_layers: 126,
+      num_attention_heads: 128, num_key_value_heads: 8, vocab_size: 128256, max_position_embeddings: 1_048_576 }, f);
+    expect(big.num_hidden_layers).toBe(126);
+  });
+
+  it('keeps an `architectures` naming another model than LlamaForCausalLM (to be reported), not ours', () => {
+    expect(parseLlamaConfig(LLAMA2_7B, 'c').architectures).toBeUndefined();
+    expect(parseLlamaConfig(MINIMAL, 'c').architectures).toBeUndefined();
+    // Early conversions (decapoda-research/llama-7b-hf) spelled it LLaMAForCausalLM: the same model.
+    expect(parseLlamaConfig({ ...LLAMA2_7B, architectures: ['LLaMAForCausalLM'] }, 'c').architectures).toBeUndefined();
+    expect(parseLlamaConfig({ ...LLAMA2_7B, architectures: ['MistralForCausalLM'] }, 'c').architectures).toEqual(['MistralForCausalLM']);
+    expectUserError(() => parseLlamaConfig({ ...MINIMAL, architectures: 'LlamaForCausalLM' }, 'c'), 'c', /"architectures" must be a list of strings/);
+  });
 });
 
 describe('loadLlamaConfig / writeLlamaConfig', () => {
