@@ -3,7 +3,7 @@
  * src/model/weights.ts): reading and writing config.json, streaming the weights of a checkpoint
  * directory onto the GPU or into CPU arrays (checked against the config), and saving one.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
@@ -15,25 +15,10 @@ import { LlamaModel } from '../model/llama.ts';
 import type { ElemType, ParamBuffers } from '../model/param-buffers.ts';
 import { SafetensorsModel, writeSafetensorsSharded, type TensorToWrite, DEFAULT_MAX_SHARD_BYTES } from './safetensors.ts';
 import { EMBED_TOKENS, LM_HEAD, llamaWeightSpecs, type WeightSpec } from '../model/weights.ts';
+import { loadLlamaConfig } from './hf-config.ts';
 
-/** Reads and validates `<dir>/config.json`. */
-export function loadLlamaConfig(dir: string): LlamaConfig {
-  const file = path.join(dir, 'config.json');
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`${file}: cannot read (${code === 'ENOENT' ? 'no such file; is this a HF checkpoint directory?' : code ?? (e as Error).message})`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
-  }
-  return parseLlamaConfig(json, file);
-}
+/** config.json's reader lives in hf-config.ts (no GPU code); its importers here keep their path. */
+export { loadLlamaConfig };
 
 /** Writes `<dir>/config.json` atomically (validated first, so we never write a config we cannot load). */
 export function writeLlamaConfig(dir: string, cfg: LlamaConfig): void {
@@ -97,7 +82,15 @@ export function uploadLlamaWeights(st: SafetensorsModel, cfg: LlamaConfig, targe
 export async function loadLlamaModel(gpu: Gpu, dir: string, dtype: ElemType, maxBindingBytes = gpu.maxBindingBytes,
   opts: { onNote?: NoteSink } = {}): Promise<LlamaModel> {
   const cfg = loadLlamaConfig(dir);
-  const st = openLlamaWeights(dir, cfg, opts);
+  return uploadLlamaModel(gpu, dir, cfg, openLlamaWeights(dir, cfg, opts), dtype, maxBindingBytes);
+}
+
+/**
+ * The GPU half of loadLlamaModel, for a checkpoint already opened and checked (openLlamaWeights,
+ * which needs no GPU): allocates the model and uploads the weights; closes `st`.
+ */
+export async function uploadLlamaModel(gpu: Gpu, dir: string, cfg: LlamaConfig, st: SafetensorsModel, dtype: ElemType,
+  maxBindingBytes = gpu.maxBindingBytes): Promise<LlamaModel> {
   try {
     const model = await withGpuErrorCheck(gpu, `${dir}: allocating the ${dtype} weights`, () => LlamaModel.allocate(gpu, cfg, dtype, maxBindingBytes));
     uploadLlamaWeights(st, cfg, [model.weights]);
