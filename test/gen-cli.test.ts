@@ -2,7 +2,7 @@
 // the GPU starts (and before chat prints anything), a --context above the model's maximum is said
 // once, a prompt cut to fit is said once.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +52,24 @@ describe('--max-new-tokens the context cannot hold: one line, exit 1, before the
       status: 1, stdout: '',
       stderr: 'wgpu-char: --max-new-tokens 512 leaves no room for the prompt in the 512-token context (the model\'s max_position_embeddings): give at most 511\n',
     });
+  });
+});
+
+describe('a config.json the weights contradict: one line naming it, before the GPU starts', () => {
+  it('chat, generate and eval', () => {
+    const dir = join(tmp, 'forty-layers');
+    mkdirSync(dir);
+    for (const f of ['model.safetensors', 'tokenizer.model']) symlinkSync(join(process.cwd(), 'weights/tiny', f), join(dir, f));
+    const raw = JSON.parse(readFileSync('weights/tiny/config.json', 'utf8'));
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...raw, num_hidden_layers: 40 }));
+    const line = `wgpu-char: ${join(dir, 'config.json')}: num_hidden_layers 40, but ${join(dir, 'model.safetensors')} has tensors of 4 layers (model.layers.0 to model.layers.3)`;
+    writeFileSync(join(tmp, 'one.jsonl'), '{"prompt":"Man (speaking): hi<|eot|>\\n","output":"Beethoven (speaking): hello<|eot|>"}\n');
+    for (const args of [['chat', '--model', dir, '--character', 'Beethoven'], ['generate', '--model', dir, '--prompt', 'hi'],
+      ['eval', '--model', dir, '--data', join(tmp, 'one.jsonl')]]) {
+      const r = cli(args, { input: 'Hello\n' });
+      // Not even the "GPU llvmpipe ..." line: the weights' headers are read before the GPU starts.
+      expect({ status: r.status, stdout: r.stdout, stderr: errLines(r.stderr) }, args[0]).toEqual({ status: 1, stdout: '', stderr: [line] });
+    }
   });
 });
 
