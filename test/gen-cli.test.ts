@@ -91,4 +91,19 @@ describe.skipIf(!gpu)('generate: settings adjusted to the model are said once', 
     expect(notes.filter((l) => l.includes('keeping')).length).toBe(1);
     expect(errLines(r.stderr).some((l) => l.startsWith('prompt 60 tokens, generated 4'))).toBe(true);
   });
+
+  it('chat: a message too long for the context is refused with one line, and the chat goes on', () => {
+    const long = Array.from({ length: 5000 }, (_, i) => `word${i % 50}`).join(' ');
+    const r = cli(['chat', '--model', 'weights/tiny', '--character', 'Beethoven', '--max-new-tokens', '8', '--temperature', '0'],
+      { input: `${long}\nWho are you?\n` });
+    expect(r.status, r.stderr).toBe(0);
+    const refusals = errLines(r.stderr).filter((l) => l.includes('too long'));
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(/^wgpu-char: your message is too long: it makes a \d+-token prompt with the character's prompt header, and 504 fit \(the 512-token context less --max-new-tokens 8\); not sent$/);
+    const out = r.stdout.split('\n');
+    // The refused message is echoed (scripted chat), gets no reply; the next one does.
+    expect(out[0].startsWith('Man: word0 word1')).toBe(true);
+    expect(out[1]).toBe('Man: Who are you?');
+    expect(out[2]).toMatch(/^Beethoven: \S/);
+  });
 });
