@@ -59,6 +59,28 @@ describe.skipIf(!gpu)('eval', () => {
     expect(bad.stderr.trim()).toMatch(/^wgpu-char: test\/fixtures\/llama-tiny\/config.json: item|^wgpu-char: test\/fixtures\/llama-tiny\/config.json/);
   });
 
+  it('`wgpu-char eval` where no sample fits --max-len is an error naming the count; some skipped are counted; --max-len above the model\'s is said once', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'eval-'));
+    const one = path.join(dir, 'one.jsonl');
+    writeFileSync(one, '{"prompt":"Man (speaking): hi<|eot|>\\n","output":"Beethoven (speaking): hello<|eot|>"}\n');
+    for (const json of [[], ['--json']]) {
+      const none = cli(['eval', '--model', 'weights/tiny', '--data', one, '--max-len', '3', ...json]);
+      expect({ status: none.status, stdout: none.stdout }).toEqual({ status: 1, stdout: '' });
+      expect(none.stderr.split('\n').filter((l) => l.startsWith('wgpu-char: '))).toEqual([
+        `wgpu-char: ${one}: no sample fits --max-len 3: the prompts of all 1 sample(s) are 3 tokens or more (BOS included), leaving no output token to score`,
+      ]);
+    }
+    const two = path.join(dir, 'two.jsonl');
+    writeFileSync(two, readFileSync(one, 'utf8') + '{"prompt":"Man (speaking): ' + 'tell me more, '.repeat(20) + '<|eot|>\\n","output":"Beethoven (speaking): no<|eot|>"}\n');
+    const some = cli(['eval', '--model', 'weights/tiny', '--data', two, '--max-len', '30', '--json']);
+    expect(some.status, some.stderr).toBe(0);
+    expect(some.stderr).toContain('wgpu-char: skipped 1 sample(s) whose prompt alone exceeds --max-len 30');
+    expect(JSON.parse(some.stdout.trim()).tokens).toBeGreaterThan(0);
+    const big = cli(['eval', '--model', 'weights/tiny', '--data', one, '--max-len', '100000', '--json']);
+    expect(big.status, big.stderr).toBe(0);
+    expect(big.stderr.split('\n').filter((l) => l.includes('--max-len'))).toEqual(['wgpu-char: --max-len 100000 exceeds the model\'s max_position_embeddings 512: using 512']);
+  });
+
   it('the repetition penalty is applied on the GPU before sampling: a huge one forbids repeats', async () => {
     const model = await loadLlamaModel(gpu!, 'weights/tiny', 'f32');
     const tok = await Tokenizer.load('weights/tiny/tokenizer.model');

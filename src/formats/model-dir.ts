@@ -10,23 +10,30 @@ import { describeGpu, type Gpu } from '../gpu/device.ts';
 import { acquireGpu } from '../node/dawn.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import { loadLlamaConfig, openLlamaWeights, uploadLlamaModel } from './hf-checkpoint.ts';
+import type { LlamaConfig } from '../model/config.ts';
 
-export async function loadModelDir(dir: string, dtype: 'bf16' | 'f32', opts: { quiet?: boolean } = {}) {
+/**
+ * Loads `dir`. Everything that needs no GPU comes first (config.json, the weights' headers, the
+ * tokenizer, then `opts.check` with them, where a command checks its inputs), so a mistake is one
+ * line before the GPU starts.
+ */
+export async function loadModelDir(dir: string, dtype: 'bf16' | 'f32',
+  opts: { quiet?: boolean; check?: (loaded: { cfg: LlamaConfig; tokenizer: Tokenizer }) => void } = {}) {
   if (!existsSync(dir)) throw new UserError(`${dir}: no such model directory`);
   const tokPath = path.join(dir, 'tokenizer.model');
   if (!existsSync(tokPath)) throw new UserError(`${tokPath}: missing (the model directory needs its sentencepiece tokenizer.model)`);
-  // config.json and the weights' headers are checked before the GPU starts.
   const cfg = loadLlamaConfig(dir);
   const st = openLlamaWeights(dir, cfg);
   let gpu: Gpu;
   let tokenizer: Tokenizer;
   try {
+    tokenizer = await Tokenizer.load(tokPath);
+    opts.check?.({ cfg, tokenizer });
     gpu = await acquireGpu();
     if (!opts.quiet) {
       console.error(`wgpu-char: GPU ${describeGpu(gpu)}`);
       if (gpu.report.isSoftware) console.error('wgpu-char: note: software adapter (lavapipe on the CPU): expect CPU speeds');
     }
-    tokenizer = await Tokenizer.load(tokPath);
   } catch (e) {
     st.close();
     throw e;
