@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eosTokenIds, headDim, llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
 import { loadLlamaConfig, writeLlamaConfig } from '../src/formats/hf-checkpoint.ts';
+import { checkTokenizerAgainstConfig } from '../src/formats/hf-config.ts';
 import { expectUserError } from './util/user-error.ts';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'llama-tiny');
@@ -145,3 +146,22 @@ describe('loadLlamaConfig / writeLlamaConfig', () => {
     expectUserError(() => writeLlamaConfig(dir, bad), path.join(dir, 'config.json'), /not a multiple of num_key_value_heads 3/);
   });
 });
+
+describe('checkTokenizerAgainstConfig', () => {
+  it('a tokenizer larger than vocab_size is one line; a BOS/EOS config.json disagrees with is said once each', async () => {
+    const { Tokenizer } = await import('../src/data/tokenizer.ts');
+    const tok = await Tokenizer.load('weights/tiny/tokenizer.model');
+    const cfg = loadLlamaConfig('weights/tiny');
+    const notes: string[] = [];
+    checkTokenizerAgainstConfig(cfg, tok, (l) => notes.push(l));
+    expect(notes).toEqual([]);
+    expectUserError(() => checkTokenizerAgainstConfig({ ...cfg, vocab_size: 100 }, tok, () => {}), 'weights/tiny/tokenizer.model',
+      /^weights\/tiny\/tokenizer\.model: 4000 pieces, but config\.json's vocab_size is 100$/);
+    checkTokenizerAgainstConfig({ ...cfg, bos_token_id: 7, eos_token_id: [8, 9] }, tok, (l) => notes.push(l));
+    expect(notes).toEqual([
+      `weights/tiny/config.json: bos_token_id 7 is not tokenizer.model's BOS (${tok.bosId}): prompts start with the tokenizer's, as transformers' tokenizer does`,
+      `weights/tiny/config.json: eos_token_id [8,9] does not include tokenizer.model's EOS (${tok.eosId}), which training appends: generation stops only at [8,9]`,
+    ]);
+  });
+});
+

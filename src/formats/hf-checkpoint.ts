@@ -16,6 +16,7 @@ import type { ElemType, ParamBuffers } from '../model/param-buffers.ts';
 import { SafetensorsModel, writeSafetensorsSharded, type TensorToWrite, DEFAULT_MAX_SHARD_BYTES } from './safetensors.ts';
 import { EMBED_TOKENS, LM_HEAD, llamaWeightSpecs, type WeightSpec } from '../model/weights.ts';
 import { loadLlamaConfig } from './hf-config.ts';
+import { noteOnStderr, type Note } from '../notes.ts';
 
 /** config.json's reader lives in hf-config.ts (no GPU code); its importers here keep their path. */
 export { loadLlamaConfig };
@@ -28,11 +29,6 @@ export function writeLlamaConfig(dir: string, cfg: LlamaConfig): void {
   writeFileAtomic(file, JSON.stringify(json, null, 2) + '\n');
 }
 
-/** How a loader reports a setting of the checkpoint it ignores or overrides (one line, without the `wgpu-char: ` prefix). */
-export type NoteSink = (line: string) => void;
-
-/** The notes' default: one line on stderr. */
-export const noteOnStderr: NoteSink = (line) => console.error(`wgpu-char: ${line}`);
 
 /**
  * Opens the weights of checkpoint `dir` and checks their names and shapes against `cfg` (before any
@@ -40,7 +36,7 @@ export const noteOnStderr: NoteSink = (line) => console.error(`wgpu-char: ${line
  * `onNote`: an `architectures` naming another model than LlamaForCausalLM (loaded as a LLaMA, as
  * model_type says), an `lm_head.weight` with tie_word_embeddings true (the embedding is the output layer).
  */
-export function openLlamaWeights(dir: string, cfg: LlamaConfig, opts: { onNote?: NoteSink } = {}): SafetensorsModel {
+export function openLlamaWeights(dir: string, cfg: LlamaConfig, opts: { onNote?: Note } = {}): SafetensorsModel {
   const st = SafetensorsModel.open(dir);
   try {
     checkLlamaTensors(st, cfg);
@@ -80,7 +76,7 @@ export function uploadLlamaWeights(st: SafetensorsModel, cfg: LlamaConfig, targe
  * into more chunks (the tests of the 7B-style chunked paths).
  */
 export async function loadLlamaModel(gpu: Gpu, dir: string, dtype: ElemType, maxBindingBytes = gpu.maxBindingBytes,
-  opts: { onNote?: NoteSink } = {}): Promise<LlamaModel> {
+  opts: { onNote?: Note } = {}): Promise<LlamaModel> {
   const cfg = loadLlamaConfig(dir);
   return uploadLlamaModel(gpu, dir, cfg, openLlamaWeights(dir, cfg, opts), dtype, maxBindingBytes);
 }
@@ -120,10 +116,10 @@ const shapeStr = (s: readonly number[]) => `[${s.join(',')}]`;
  * UserError naming the file and the tensor. `rotary_emb.inv_freq` buffers are ignored, and so is an
  * `lm_head.weight` when tie_word_embeddings (transformers ties it to embed_tokens; said once on `onNote`).
  */
-export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: 'f32'; onNote?: NoteSink }): Map<string, CpuTensorF32>;
-export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: 'bf16'; onNote?: NoteSink }): Map<string, CpuTensorBf16>;
-export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: WeightDtype; onNote?: NoteSink }): Map<string, CpuTensor>;
-export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: WeightDtype; onNote?: NoteSink }): Map<string, CpuTensor> {
+export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: 'f32'; onNote?: Note }): Map<string, CpuTensorF32>;
+export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: 'bf16'; onNote?: Note }): Map<string, CpuTensorBf16>;
+export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: WeightDtype; onNote?: Note }): Map<string, CpuTensor>;
+export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: WeightDtype; onNote?: Note }): Map<string, CpuTensor> {
   const model = openLlamaWeights(dir, cfg, { onNote: opts.onNote });
   try {
     const specs = llamaWeightSpecs(cfg);

@@ -11,6 +11,7 @@ import { acquireGpu } from '../node/dawn.ts';
 import { Tokenizer } from '../data/tokenizer.ts';
 import { loadLlamaConfig, openLlamaWeights, uploadLlamaModel } from './hf-checkpoint.ts';
 import type { LlamaConfig } from '../model/config.ts';
+import { checkTokenizerAgainstConfig } from './hf-config.ts';
 
 /**
  * Loads `dir`. Everything that needs no GPU comes first (config.json, the weights' headers, the
@@ -28,6 +29,7 @@ export async function loadModelDir(dir: string, dtype: 'bf16' | 'f32',
   let tokenizer: Tokenizer;
   try {
     tokenizer = await Tokenizer.load(tokPath);
+    checkTokenizerAgainstConfig(cfg, tokenizer);
     opts.check?.({ cfg, tokenizer });
     gpu = await acquireGpu();
     if (!opts.quiet) {

@@ -17,7 +17,8 @@ import { EOT, type Turn } from '../data/prompted.ts';
 import { UserError } from '../errors.ts';
 import { ChatTooLongError, fitChatPrompt, HISTORY_TURNS, parseCompletion, ReplyText, type ChatSetting } from './chat-prompt.ts';
 import { defaultStatus, fullNameOf } from './characters.ts';
-import { noteOnStderr, promptRoom, type Note } from './context.ts';
+import { promptRoom } from './context.ts';
+import { noteOnStderr, type Note } from '../notes.ts';
 import { Generator } from './generate.ts';
 
 export interface ChatOptions {

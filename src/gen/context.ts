@@ -6,11 +6,7 @@
  * at most the context. The last new token is never fed back, so this leaves one position spare.
  */
 import { UserError } from '../errors.ts';
-
-/** How a setting adjusted to the model is said (one line, without the `wgpu-char: ` prefix). */
-export type Note = (line: string) => void;
-
-export const noteOnStderr: Note = (line) => console.error(`wgpu-char: ${line}`);
+import { noteOnStderr, type Note } from '../notes.ts';
 
 /**
  * `--context`, or the model's max_position_embeddings when not given. One above the maximum is

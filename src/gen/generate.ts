@@ -15,7 +15,9 @@ import { Rng } from '../util/random.ts';
 import { argmax, GREEDY_TEMPERATURE, sampleTopP } from './sampler.ts';
 import { StopMatcher } from './stop.ts';
 import { eosTokenIds } from '../model/config.ts';
-import { checkMaxNewTokens, promptRoom, resolveContext, type Note } from './context.ts';
+import { UserError } from '../errors.ts';
+import { checkMaxNewTokens, promptRoom, resolveContext } from './context.ts';
+import type { Note } from '../notes.ts';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -71,7 +73,7 @@ export class Generator {
   static async create(model: LlamaModel, tokenizer: Tokenizer, opts: { contextLength?: number; onNote?: Note } = {}): Promise<Generator> {
     const ctx = resolveContext(opts.contextLength, model.maxPositions, opts.onNote);
     if (tokenizer.vocabSize > model.dims.V) {
-      throw new Error(`${tokenizer.path}: tokenizer has ${tokenizer.vocabSize} pieces but the model's vocab_size is ${model.dims.V}`);
+      throw new UserError(`${tokenizer.path}: tokenizer has ${tokenizer.vocabSize} pieces but the model's vocab_size is ${model.dims.V}`);
     }
     const forward = await LlamaForward.create(model, { maxBatch: 1, maxSeq: ctx });
     const V = model.dims.V;
