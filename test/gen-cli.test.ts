@@ -55,6 +55,15 @@ describe('--max-new-tokens the context cannot hold: one line, exit 1, before the
   });
 });
 
+describe('generate --stop ""', () => {
+  it('is one line (an empty stop string ended the output before it started: nothing printed, exit 0)', () => {
+    const r = cli(['generate', '--model', 'weights/tiny', '--prompt', 'hi', '--stop', '<|eot|>', ''], { nodeArgs: noGpu });
+    expect({ status: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({
+      status: 1, stdout: '', stderr: 'wgpu-char: --stop: must not be empty (an empty stop string matches at once: the output would be empty)\n',
+    });
+  });
+});
+
 describe('a config.json the weights contradict: one line naming it, before the GPU starts', () => {
   it('chat, generate and eval', () => {
     const dir = join(tmp, 'forty-layers');

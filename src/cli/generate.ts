@@ -25,6 +25,7 @@ export function register(program: Command): void {
     { temperature: 0.5, maxNewTokens: 128 },
   ).action(async (opts: GenerateCliOptions) => {
     if ((opts.prompt === undefined) === (opts.promptFile === undefined)) throw new UserError('give exactly one of --prompt or --prompt-file');
+    if (opts.stop?.includes('')) throw new UserError('--stop: must not be empty (an empty stop string matches at once: the output would be empty)');
     let prompt = opts.prompt ?? '';
     if (opts.promptFile !== undefined) {
       if (!existsSync(opts.promptFile)) throw new UserError(`${opts.promptFile}: no such file`);
