@@ -64,6 +64,17 @@ describe('generate --stop ""', () => {
   });
 });
 
+describe('other inputs checked up front: one line', () => {
+  it('generate --prompt-file a directory; chat --character "" or --user-name ""', () => {
+    const dir = cli(['generate', '--model', 'weights/tiny', '--prompt-file', tmp], { nodeArgs: noGpu });
+    expect({ status: dir.status, stdout: dir.stdout, stderr: dir.stderr }).toEqual({ status: 1, stdout: '', stderr: `wgpu-char: ${tmp}: cannot read (EISDIR)\n` });
+    const noName = cli(['chat', '--model', 'weights/tiny', '--character', ' '], { nodeArgs: noGpu, input: 'hi\n' });
+    expect({ status: noName.status, stdout: noName.stdout, stderr: noName.stderr }).toEqual({ status: 1, stdout: '', stderr: 'wgpu-char: --character: must not be empty\n' });
+    const noUser = cli(['chat', '--model', 'weights/tiny', '--character', 'Beethoven', '--user-name', ''], { nodeArgs: noGpu, input: 'hi\n' });
+    expect({ status: noUser.status, stdout: noUser.stdout, stderr: noUser.stderr }).toEqual({ status: 1, stdout: '', stderr: 'wgpu-char: --user-name: must not be empty\n' });
+  });
+});
+
 describe('a config.json the weights contradict: one line naming it, before the GPU starts', () => {
   it('chat, generate and eval', () => {
     const dir = join(tmp, 'forty-layers');

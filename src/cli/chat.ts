@@ -1,5 +1,6 @@
 /** `wgpu-char chat`: an interactive conversation with a character; lines come from stdin when it is not a TTY. */
 import type { Command } from 'commander';
+import { UserError } from '../errors.ts';
 import { addSamplingOptions, checkDecodeSettings, type SamplingOptions } from './options.ts';
 
 interface ChatCliOptions extends SamplingOptions {
@@ -24,6 +25,8 @@ export function register(program: Command): void {
       .option('--user-name <name>', 'your speaker name in the turns', 'Man'),
     { temperature: 0.5, maxNewTokens: 256 },
   ).action(async (opts: ChatCliOptions) => {
+    if (opts.character.trim() === '') throw new UserError('--character: must not be empty');
+    if (opts.userName.trim() === '') throw new UserError('--user-name: must not be empty');
     // The settings against the model's config.json first: no GPU code is loaded (nor anything printed) for a mistake.
     const context = checkDecodeSettings(opts);
     // GPU code loads only when the command runs: `--help` and `data` need none of it.

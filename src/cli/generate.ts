@@ -29,7 +29,11 @@ export function register(program: Command): void {
     let prompt = opts.prompt ?? '';
     if (opts.promptFile !== undefined) {
       if (!existsSync(opts.promptFile)) throw new UserError(`${opts.promptFile}: no such file`);
-      prompt = readFileSync(opts.promptFile, 'utf8');
+      try {
+        prompt = readFileSync(opts.promptFile, 'utf8');
+      } catch (e) {
+        throw new UserError(`${opts.promptFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
     }
     // The settings against the model's config.json first: no GPU code is loaded for a mistake.
     const context = checkDecodeSettings(opts);
