@@ -97,6 +97,30 @@ describe.skipIf(!gpu)('eval', () => {
     gen.destroy();
   });
 
+  it('Generator: prompt + new tokens fill the context exactly (serve\'s accounting); a longer prompt is cut to its room, reported once', async () => {
+    const model = await loadLlamaModel(gpu!, 'weights/tiny', 'f32');
+    const tok = await Tokenizer.load('weights/tiny/tokenizer.model');
+    const gen = await Generator.create(model, tok, { contextLength: 32 });
+    const base = { maxNewTokens: 6, temperature: 0, topP: 1, seed: 1, stop: [], stopOnSpeakerTag: false };
+    const words = (n: number) => Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ').split(' ').slice(0, n).join(' ');
+    let n = 1;
+    while (tok.encode(words(n + 1), { bos: true }).length <= 26) n++;
+    const fits = words(n);
+    const ids = tok.encode(fits, { bos: true });
+    expect(ids.length).toBeGreaterThanOrEqual(20);
+    const cuts: unknown[] = [];
+    const whole = await gen.generate(fits, { ...base, maxNewTokens: 32 - ids.length, onPromptCut: (c) => cuts.push(c) });
+    expect(whole.promptTokens).toBe(ids.length); // was one less: the generator kept ctx - max_new - 1 (BOS cut first)
+    expect(whole.newTokens).toBe(32 - ids.length);
+    expect(cuts).toEqual([]);
+    const long = words(60);
+    const longIds = tok.encode(long, { bos: true });
+    const cut = await gen.generate(long, { ...base, onPromptCut: (c) => cuts.push(c) });
+    expect(cuts).toEqual([{ total: longIds.length, kept: 26, room: 26 }]);
+    expect(cut.promptTokens).toBe(26);
+    gen.destroy();
+  });
+
   it('`wgpu-char generate` is deterministic for a seed and honours --max-new-tokens', () => {
     const args = ['generate', '--model', 'weights/tiny', '--prompt', 'Beethoven (speaking):', '--max-new-tokens', '12', '--seed', '7', '--temperature', '0.8'];
     const a = cli(args);
