@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eosTokenIds, headDim, llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
 import { loadLlamaConfig, writeLlamaConfig } from '../src/formats/hf-checkpoint.ts';
+import { checkTokenizerAgainstConfig } from '../src/formats/hf-config.ts';
 import { expectUserError } from './util/user-error.ts';
 
 const FIXTURE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'llama-tiny');
@@ -87,6 +88,30 @@ describe('parseLlamaConfig', () => {
     for (const [json, re] of cases) expectUserError(() => parseLlamaConfig(json, f), f, re);
     expectUserError(() => parseLlamaConfig([1], f), f, /not a JSON object/);
   });
+
+  it('refuses absurd sizes at once, naming them (no allocation sized by them)', () => {
+    const f = 'ckpt/config.json';
+    const t0 = performance.now();
+    expectUserError(() => parseLlamaConfig({ ...LLAMA2_7B, num_hidden_layers: 1_000_000_000 }, f), f,
+      /num_hidden_layers 1000000000 .*parameters.*2\^40/);
+    expectUserError(() => parseLlamaConfig({ ...MINIMAL, vocab_size: 2 ** 40 }, f), f, /vocab_size 1099511627776 .*parameters/);
+    expectUserError(() => parseLlamaConfig({ ...MINIMAL, max_position_embeddings: 1_000_000_000 }, f), f,
+      /max_position_embeddings 1000000000 is beyond any LLaMA \(at most 4194304/);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    // The largest real ones stay accepted: a 405B-sized LLaMA, a 1M-token context.
+    const big = parseLlamaConfig({ ...LLAMA2_7B, hidden_size: 16384, intermediate_size: 53248, num_hidden_layers: 126,
+      num_attention_heads: 128, num_key_value_heads: 8, vocab_size: 128256, max_position_embeddings: 1_048_576 }, f);
+    expect(big.num_hidden_layers).toBe(126);
+  });
+
+  it('keeps an `architectures` naming another model than LlamaForCausalLM (to be reported), not ours', () => {
+    expect(parseLlamaConfig(LLAMA2_7B, 'c').architectures).toBeUndefined();
+    expect(parseLlamaConfig(MINIMAL, 'c').architectures).toBeUndefined();
+    // Early conversions (decapoda-research/llama-7b-hf) spelled it LLaMAForCausalLM: the same model.
+    expect(parseLlamaConfig({ ...LLAMA2_7B, architectures: ['LLaMAForCausalLM'] }, 'c').architectures).toBeUndefined();
+    expect(parseLlamaConfig({ ...LLAMA2_7B, architectures: ['MistralForCausalLM'] }, 'c').architectures).toEqual(['MistralForCausalLM']);
+    expectUserError(() => parseLlamaConfig({ ...MINIMAL, architectures: 'LlamaForCausalLM' }, 'c'), 'c', /"architectures" must be a list of strings/);
+  });
 });
 
 describe('loadLlamaConfig / writeLlamaConfig', () => {
@@ -121,3 +146,22 @@ describe('loadLlamaConfig / writeLlamaConfig', () => {
     expectUserError(() => writeLlamaConfig(dir, bad), path.join(dir, 'config.json'), /not a multiple of num_key_value_heads 3/);
   });
 });
+
+describe('checkTokenizerAgainstConfig', () => {
+  it('a tokenizer larger than vocab_size is one line; a BOS/EOS config.json disagrees with is said once each', async () => {
+    const { Tokenizer } = await import('../src/data/tokenizer.ts');
+    const tok = await Tokenizer.load('weights/tiny/tokenizer.model');
+    const cfg = loadLlamaConfig('weights/tiny');
+    const notes: string[] = [];
+    checkTokenizerAgainstConfig(cfg, tok, (l) => notes.push(l));
+    expect(notes).toEqual([]);
+    expectUserError(() => checkTokenizerAgainstConfig({ ...cfg, vocab_size: 100 }, tok, () => {}), 'weights/tiny/tokenizer.model',
+      /^weights\/tiny\/tokenizer\.model: 4000 pieces, but config\.json's vocab_size is 100$/);
+    checkTokenizerAgainstConfig({ ...cfg, bos_token_id: 7, eos_token_id: [8, 9] }, tok, (l) => notes.push(l));
+    expect(notes).toEqual([
+      `weights/tiny/config.json: bos_token_id 7 is not tokenizer.model's BOS (${tok.bosId}): prompts start with the tokenizer's, as transformers' tokenizer does`,
+      `weights/tiny/config.json: eos_token_id [8,9] does not include tokenizer.model's EOS (${tok.eosId}), which training appends: generation stops only at [8,9]`,
+    ]);
+  });
+});
+

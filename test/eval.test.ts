@@ -74,6 +74,28 @@ describe.skipIf(!gpu)('eval', () => {
     expect(bad.stderr.trim()).toMatch(/^wgpu-char: test\/fixtures\/llama-tiny\/config.json: item|^wgpu-char: test\/fixtures\/llama-tiny\/config.json/);
   });
 
+  it('`wgpu-char eval` where no sample fits --max-len is an error naming the count; some skipped are counted; --max-len above the model\'s is said once', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'eval-'));
+    const one = path.join(dir, 'one.jsonl');
+    writeFileSync(one, '{"prompt":"Man (speaking): hi<|eot|>\\n","output":"Beethoven (speaking): hello<|eot|>"}\n');
+    for (const json of [[], ['--json']]) {
+      const none = cli(['eval', '--model', 'weights/tiny', '--data', one, '--max-len', '3', ...json]);
+      expect({ status: none.status, stdout: none.stdout }).toEqual({ status: 1, stdout: '' });
+      expect(none.stderr.split('\n').filter((l) => l.startsWith('wgpu-char: '))).toEqual([
+        `wgpu-char: ${one}: no sample fits --max-len 3: the prompts of all 1 sample(s) are 3 tokens or more (BOS included), leaving no output token to score`,
+      ]);
+    }
+    const two = path.join(dir, 'two.jsonl');
+    writeFileSync(two, readFileSync(one, 'utf8') + '{"prompt":"Man (speaking): ' + 'tell me more, '.repeat(20) + '<|eot|>\\n","output":"Beethoven (speaking): no<|eot|>"}\n');
+    const some = cli(['eval', '--model', 'weights/tiny', '--data', two, '--max-len', '30', '--json']);
+    expect(some.status, some.stderr).toBe(0);
+    expect(some.stderr).toContain('wgpu-char: skipped 1 sample(s) whose prompt alone exceeds --max-len 30');
+    expect(JSON.parse(some.stdout.trim()).tokens).toBeGreaterThan(0);
+    const big = cli(['eval', '--model', 'weights/tiny', '--data', one, '--max-len', '100000', '--json']);
+    expect(big.status, big.stderr).toBe(0);
+    expect(big.stderr.split('\n').filter((l) => l.includes('--max-len'))).toEqual(['wgpu-char: --max-len 100000 exceeds the model\'s max_position_embeddings 512: using 512']);
+  });
+
   it('the repetition penalty is applied on the GPU before sampling: a huge one forbids repeats', async () => {
     const model = await loadLlamaModel(gpu!, 'weights/tiny', 'f32');
     const tok = await Tokenizer.load('weights/tiny/tokenizer.model');
@@ -87,6 +109,30 @@ describe.skipIf(!gpu)('eval', () => {
     expect(new Set(penalised.tokens).size).toBe(penalised.tokens.length);
     expect(penalised.tokens.some((t) => promptIds.has(t))).toBe(false);
     expect(new Set(plain.tokens).size).toBeLessThan(plain.tokens.length); // the tiny model does loop without it
+    gen.destroy();
+  });
+
+  it('Generator: prompt + new tokens fill the context exactly (serve\'s accounting); a longer prompt is cut to its room, reported once', async () => {
+    const model = await loadLlamaModel(gpu!, 'weights/tiny', 'f32');
+    const tok = await Tokenizer.load('weights/tiny/tokenizer.model');
+    const gen = await Generator.create(model, tok, { contextLength: 32 });
+    const base = { maxNewTokens: 6, temperature: 0, topP: 1, seed: 1, stop: [], stopOnSpeakerTag: false };
+    const words = (n: number) => Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ').split(' ').slice(0, n).join(' ');
+    let n = 1;
+    while (tok.encode(words(n + 1), { bos: true }).length <= 26) n++;
+    const fits = words(n);
+    const ids = tok.encode(fits, { bos: true });
+    expect(ids.length).toBeGreaterThanOrEqual(20);
+    const cuts: unknown[] = [];
+    const whole = await gen.generate(fits, { ...base, maxNewTokens: 32 - ids.length, onPromptCut: (c) => cuts.push(c) });
+    expect(whole.promptTokens).toBe(ids.length); // was one less: the generator kept ctx - max_new - 1 (BOS cut first)
+    expect(whole.newTokens).toBe(32 - ids.length);
+    expect(cuts).toEqual([]);
+    const long = words(60);
+    const longIds = tok.encode(long, { bos: true });
+    const cut = await gen.generate(long, { ...base, onPromptCut: (c) => cuts.push(c) });
+    expect(cuts).toEqual([{ total: longIds.length, kept: 26, room: 26 }]);
+    expect(cut.promptTokens).toBe(26);
     gen.destroy();
   });
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { argmax, sampleTopP } from '../src/gen/sampler.ts';
 import { StopMatcher } from '../src/gen/stop.ts';
-import { buildChatPrompt, parseCompletion } from '../src/gen/chat-prompt.ts';
+import { buildChatPrompt, ChatPromptError, ChatTooLongError, fitChatPrompt, parseCompletion } from '../src/gen/chat-prompt.ts';
 import { Rng } from '../src/util/random.ts';
 
 describe('sampler', () => {
@@ -29,6 +29,23 @@ describe('sampler', () => {
     expect(sampleTopP(probs, 1, 0)).toBe(0);
     expect(sampleTopP(probs, 1, 0.06)).toBe(1);
     expect(sampleTopP(probs, 1, 0.999)).toBe(3);
+  });
+  it('top-p 0 keeps the single most likely token (greedy) whatever the coin; ties go to the lowest index', () => {
+    for (const coin of [0, 0.3, 0.5, 0.999]) {
+      expect(sampleTopP(probs, 0, coin)).toBe(argmax(probs));
+      expect(sampleTopP([0.2, 0.4, 0.4], 0, coin)).toBe(1);
+    }
+    // A large vocabulary with a flat tail: still the maximum, never a tail token.
+    const big = Array.from({ length: 32000 }, (_, i) => (i === 31999 ? 0.01 : 0.99 / 31999));
+    for (const coin of [0, 0.5, 0.999]) expect(sampleTopP(big, 0, coin)).toBe(31999);
+  });
+  it('a seed gives the same stream: one coin drawn per token, whatever top-p', () => {
+    const stream = (topP: number, seed: number) => {
+      const rng = new Rng(seed);
+      return Array.from({ length: 50 }, () => sampleTopP(probs, topP, rng.uniform()));
+    };
+    for (const topP of [0, 0.8, 1]) expect(stream(topP, 11)).toEqual(stream(topP, 11));
+    expect(stream(1, 11)).not.toEqual(stream(1, 12));
   });
   it('is deterministic for a given coin', () => {
     const big = Array.from({ length: 32000 }, (_, i) => ((i * 7919) % 101) + 1);
@@ -85,6 +102,44 @@ describe('chat prompt', () => {
     const p = buildChatPrompt(setting, hist);
     expect(p).not.toContain('q3<');
     expect(p).toContain('q4<');
+  });
+  describe('fitted to the context: the header always, the oldest turns dropped first', () => {
+    const words = (p: string) => p.split(/\s+/).filter(Boolean).length; // a stand-in tokenizer: one token a word
+    const header = buildChatPrompt(setting, []).slice(0, -'Beethoven ('.length);
+    const turn = (i: number, n = 10) => ({ role: i % 2 ? 'Beethoven' : 'Man', action: '(speaking)', content: `t${i} ` + 'la '.repeat(n - 1).trim() });
+    const hist = Array.from({ length: 12 }, (_, i) => turn(i));
+    it('keeps the paper\'s 8-turn window when it fits', () => {
+      const r = fitChatPrompt(setting, hist, words, 10_000);
+      expect(r.prompt).toBe(buildChatPrompt(setting, hist));
+      expect(r).toMatchObject({ turns: 8, tokens: words(r.prompt) });
+    });
+    it('then as many of the newest as fit, after the whole header', () => {
+      const room = words(header) + 3 * 12 + 2; // three 12-word turn lines and `Beethoven (`, not four
+      const r = fitChatPrompt(setting, hist, words, room);
+      expect(r.turns).toBe(3);
+      expect(r.prompt).toBe(buildChatPrompt(setting, hist.slice(-3)));
+      expect(r.prompt.startsWith(header)).toBe(true);
+      expect(r.tokens).toBeLessThanOrEqual(room);
+    });
+    it('refuses a newest turn that cannot fit with the header: one line, with the counts', () => {
+      const long = [...hist, turn(12, 5000)];
+      let err: unknown;
+      try {
+        fitChatPrompt(setting, long, words, 300);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(ChatTooLongError);
+      expect(err).toBeInstanceOf(ChatPromptError);
+      const e = err as ChatTooLongError;
+      expect(e.tokens).toBe(words(buildChatPrompt(setting, long.slice(-1))));
+      expect(e.room).toBe(300);
+      expect(e.message).not.toContain('\n');
+    });
+    it('an empty history is the header alone; a header that cannot fit is refused too', () => {
+      expect(fitChatPrompt(setting, [], words, 10_000)).toMatchObject({ turns: 0, prompt: buildChatPrompt(setting, []) });
+      expect(() => fitChatPrompt(setting, [], words, 10)).toThrow(ChatTooLongError);
+    });
   });
   it('parses the completed action and keeps colons in the reply', () => {
     expect(parseCompletion('Beethoven', 'speaking): Time: it flies.')).toEqual({ role: 'Beethoven', action: '(speaking)', content: 'Time: it flies.' });

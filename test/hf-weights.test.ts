@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadLlamaConfig } from '../src/formats/hf-checkpoint.ts';
-import { parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
+import { llamaParameterCount, parseLlamaConfig, type LlamaConfig } from '../src/model/config.ts';
 import { loadLlamaWeightsCpu, saveLlamaCheckpointCpu, type CpuTensorF32 } from '../src/formats/hf-checkpoint.ts';
 import { llamaWeightSpecs } from '../src/model/weights.ts';
 import { INDEX_FILE, SafetensorsFile, writeSafetensors, type TensorToWrite } from '../src/formats/safetensors.ts';
@@ -57,6 +57,11 @@ describe('llamaWeightSpecs', () => {
       num_attention_heads: 32, vocab_size: 32000 }, 'c');
     const params = llamaWeightSpecs(l2).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0);
     expect(params).toBe(6_738_415_616); // the published size of Llama-2-7b
+    // parseLlamaConfig's bound counts them the same way, without building the list.
+    expect(llamaParameterCount(l2)).toBe(params);
+    for (const c of [cfg, { ...cfg, tie_word_embeddings: true }]) {
+      expect(llamaParameterCount(c)).toBe(llamaWeightSpecs(c).reduce((a, s) => a + s.shape.reduce((x, y) => x * y, 1), 0));
+    }
   });
 });
 
@@ -157,21 +162,53 @@ describe('checkpoint problems: one UserError naming file and tensor', () => {
       /model\.layers\.0\.mlp\.up_proj\.weight has shape \[60,121\], config\.json expects \[121,60\]/);
   });
 
-  it('config and weights disagree (more layers in the file)', async () => {
+  it('config and weights disagree (more layers in the file): config.json and both layer counts named', async () => {
     const extra = await checkpointWith('extra', (ts) => [...ts, { name: 'model.layers.2.input_layernorm.weight', dtype: 'F32', shape: [60], data: new Float32Array(60) }]);
-    expectUserError(() => loadLlamaWeightsCpu(extra, cfg, { dtype: 'f32' }), path.join(extra, 'model.safetensors'),
-      /unexpected tensor model\.layers\.2\.input_layernorm\.weight \(not a weight of the LLaMA described by config\.json: 2 layers\)/);
+    expectUserError(() => loadLlamaWeightsCpu(extra, cfg, { dtype: 'f32' }), path.join(extra, 'config.json'),
+      /num_hidden_layers 2, but .*model\.safetensors has tensors of 3 layers \(model\.layers\.0 to model\.layers\.2\)/);
   });
 
-  it('ignores rotary_emb.inv_freq buffers, and lm_head when tied', async () => {
+  it('config.json with far more layers than the checkpoint: one line naming config.json, before anything sized by the config', async () => {
+    // The issue's num_hidden_layers 1e9 ran the heap out after 40 s building the tensor list; 2e5
+    // layers is small enough for parseLlamaConfig's bound and would still build 1.8M specs first.
+    const dir = path.join(tmp, 'many-layers');
+    mkdirSync(dir);
+    cpSync(path.join(FIXTURE, 'model.safetensors'), path.join(dir, 'model.safetensors'));
+    const raw = JSON.parse(readFileSync(path.join(FIXTURE, 'config.json'), 'utf8'));
+    writeFileSync(path.join(dir, 'config.json'), JSON.stringify({ ...raw, num_hidden_layers: 200_000 }));
+    const t0 = performance.now();
+    expectUserError(() => loadLlamaWeightsCpu(dir, loadLlamaConfig(dir), { dtype: 'f32' }), path.join(dir, 'config.json'),
+      /num_hidden_layers 200000, but .*model\.safetensors has tensors of 2 layers \(model\.layers\.0 to model\.layers\.1\)/);
+    expect(performance.now() - t0).toBeLessThan(500);
+    // And a checkpoint without any layer tensors.
+    const none = await checkpointWith('no-layers', (ts) => ts.filter((t) => !t.name.startsWith('model.layers.')));
+    expectUserError(() => loadLlamaWeightsCpu(none, cfg, { dtype: 'f32' }), path.join(none, 'config.json'),
+      /num_hidden_layers 2, but .*model\.safetensors has no model\.layers\.\* tensors/);
+  });
+
+  it('ignores rotary_emb.inv_freq buffers, and lm_head when tied (saying so once: transformers ties it to embed_tokens)', async () => {
     const dir = await checkpointWith('invfreq', (ts) => [...ts,
       { name: 'model.layers.0.self_attn.rotary_emb.inv_freq', dtype: 'F32', shape: [5], data: new Float32Array(5) }]);
-    const w = loadLlamaWeightsCpu(dir, cfg, { dtype: 'f32' });
+    const quiet: string[] = [];
+    const w = loadLlamaWeightsCpu(dir, cfg, { dtype: 'f32', onNote: (s) => quiet.push(s) });
     expect(w.size).toBe(fixtureF32.size);
+    expect(quiet).toEqual([]);
     const tiedCfg = { ...cfg, tie_word_embeddings: true };
-    const tied = loadLlamaWeightsCpu(FIXTURE, tiedCfg, { dtype: 'f32' });
+    const notes: string[] = [];
+    const tied = loadLlamaWeightsCpu(FIXTURE, tiedCfg, { dtype: 'f32', onNote: (s) => notes.push(s) });
     expect(tied.has('lm_head.weight')).toBe(false);
     expect(tied.size).toBe(fixtureF32.size - 1);
+    expect(notes).toHaveLength(1);
+    expect(notes[0]).toBe(`${path.join(FIXTURE, 'model.safetensors')}: lm_head.weight is ignored: config.json has tie_word_embeddings true, ` +
+      'so the output layer is model.embed_tokens.weight (as in transformers, which ties lm_head to it)');
+    expect(notes[0]).not.toContain('\n');
+  });
+
+  it('says once that config.json names another architecture, and loads it as a LLaMA (as model_type says)', () => {
+    const notes: string[] = [];
+    loadLlamaWeightsCpu(FIXTURE, { ...cfg, architectures: ['MistralForCausalLM'] }, { dtype: 'f32', onNote: (s) => notes.push(s) });
+    expect(notes).toEqual([`${path.join(FIXTURE, 'config.json')}: architectures ["MistralForCausalLM"] is not LlamaForCausalLM: ` +
+      'loading it as a LLaMA, as its model_type "llama" says (transformers\' AutoModelForCausalLM does the same)']);
   });
 
   it('reads sharded checkpoints written by others (fixture copied into two shards by hand)', async () => {

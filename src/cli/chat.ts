@@ -1,6 +1,7 @@
 /** `wgpu-char chat`: an interactive conversation with a character; lines come from stdin when it is not a TTY. */
 import type { Command } from 'commander';
-import { addSamplingOptions, type SamplingOptions } from './options.ts';
+import { UserError } from '../errors.ts';
+import { addSamplingOptions, checkDecodeSettings, type SamplingOptions } from './options.ts';
 
 interface ChatCliOptions extends SamplingOptions {
   model: string;
@@ -24,10 +25,14 @@ export function register(program: Command): void {
       .option('--user-name <name>', 'your speaker name in the turns', 'Man'),
     { temperature: 0.5, maxNewTokens: 256 },
   ).action(async (opts: ChatCliOptions) => {
+    if (opts.character.trim() === '') throw new UserError('--character: must not be empty');
+    if (opts.userName.trim() === '') throw new UserError('--user-name: must not be empty');
+    // The settings against the model's config.json first: no GPU code is loaded (nor anything printed) for a mistake.
+    const context = checkDecodeSettings(opts);
     // GPU code loads only when the command runs: `--help` and `data` need none of it.
     const { loadModelDir } = await import('../formats/model-dir.ts');
     const { runChat } = await import('../gen/chat.ts');
     const { gpu, model, tokenizer } = await loadModelDir(opts.model, opts.dtype);
-    await runChat({ gpu, model, tokenizer, opts });
+    await runChat({ gpu, model, tokenizer, opts: { ...opts, context } });
   });
 }

@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
-import { addSamplingOptions, type SamplingOptions } from './options.ts';
+import { addSamplingOptions, checkDecodeSettings, type SamplingOptions } from './options.ts';
 
 interface GenerateCliOptions extends SamplingOptions {
   model: string;
@@ -25,17 +25,26 @@ export function register(program: Command): void {
     { temperature: 0.5, maxNewTokens: 128 },
   ).action(async (opts: GenerateCliOptions) => {
     if ((opts.prompt === undefined) === (opts.promptFile === undefined)) throw new UserError('give exactly one of --prompt or --prompt-file');
+    if (opts.stop?.includes('')) throw new UserError('--stop: must not be empty (an empty stop string matches at once: the output would be empty)');
     let prompt = opts.prompt ?? '';
     if (opts.promptFile !== undefined) {
       if (!existsSync(opts.promptFile)) throw new UserError(`${opts.promptFile}: no such file`);
-      prompt = readFileSync(opts.promptFile, 'utf8');
+      try {
+        prompt = readFileSync(opts.promptFile, 'utf8');
+      } catch (e) {
+        throw new UserError(`${opts.promptFile}: cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+      }
     }
+    // The settings against the model's config.json first: no GPU code is loaded for a mistake.
+    const context = checkDecodeSettings(opts);
     // GPU code loads only when the command runs: `--help` and `data` need none of it.
     const { loadModelDir } = await import('../formats/model-dir.ts');
     const { Generator } = await import('../gen/generate.ts');
     const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype, { quiet: !opts.stats });
-    const gen = await Generator.create(model, tokenizer, { contextLength: opts.context });
+    const gen = await Generator.create(model, tokenizer, { contextLength: context });
     const r = await gen.generate(prompt, {
+      onPromptCut: ({ total, kept }) => console.error(`wgpu-char: the prompt is ${total} tokens: keeping BOS and its last ${kept - 1}, ` +
+        `to leave room for --max-new-tokens ${opts.maxNewTokens} in the ${context}-token context`),
       maxNewTokens: opts.maxNewTokens,
       temperature: opts.temperature,
       topP: opts.topP,

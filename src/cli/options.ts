@@ -8,7 +8,10 @@
  * prints it as one line and exits 1, like any other user error.
  */
 import { type Command, Option } from 'commander';
+import { existsSync } from 'node:fs';
 import { UserError } from '../errors.ts';
+import { loadLlamaConfig } from '../formats/hf-config.ts';
+import { checkMaxNewTokens, resolveContext } from '../gen/context.ts';
 
 /** Bounds of a numeric option; `min` is inclusive unless `minExclusive`, `max` is inclusive. */
 export interface Range {
@@ -130,10 +133,23 @@ export interface SamplingOptions {
 export function addSamplingOptions(cmd: Command, defaults: { temperature: number; maxNewTokens: number }): Command {
   return cmd
     .addOption(numberOption('--temperature <t>', 'sampling temperature (< 1e-5 = greedy)', { min: 0, max: 2 }, defaults.temperature))
-    .addOption(numberOption('--top-p <p>', 'nucleus sampling mass (1 = off)', { min: 0, max: 1 }, 0.95))
+    .addOption(numberOption('--top-p <p>', 'nucleus sampling mass (1 = off, 0 = greedy: the most likely token)', { min: 0, max: 1 }, 0.95))
     .addOption(numberOption('--repetition-penalty <r>', 'HF/FastChat repetition penalty on every context token (1 = off; 1.1-1.3 curbs loops)', { min: 0.01, max: 10 }, 1))
     .addOption(integerOption('--max-new-tokens <n>', 'tokens to generate at most', { min: 1 }, defaults.maxNewTokens))
     .addOption(integerOption('--seed <n>', 'random seed of the sampler', { min: 0 }, 42))
     .addOption(contextOption())
     .addOption(dtypeOption());
+}
+
+/**
+ * The context chat and generate decode in, from --context and the model's config.json (read, not
+ * loaded: no GPU code), and --max-new-tokens checked against it: a one-line UserError before
+ * anything starts. A --context above the model's maximum is said once and lowered.
+ */
+export function checkDecodeSettings(opts: { model: string; context?: number; maxNewTokens: number }): number {
+  if (!existsSync(opts.model)) throw new UserError(`${opts.model}: no such model directory`);
+  const maxPositions = loadLlamaConfig(opts.model).max_position_embeddings;
+  const context = resolveContext(opts.context, maxPositions);
+  checkMaxNewTokens(opts.maxNewTokens, context, maxPositions);
+  return context;
 }

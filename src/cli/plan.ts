@@ -37,7 +37,7 @@ export function register(program: Command): void {
     .addOption(new Option('--binding-limit <size>', 'the largest storage binding (default: this device\'s maxStorageBufferBindingSize)').argParser(parseBytes('--binding-limit')))
     .option('--json', 'one JSON line: {"train": {"total_bytes", <role>_bytes...}, "sample": {...}}')
     .action(async (opts: PlanCliOptions) => {
-      const { loadLlamaConfig, readConfigFile } = await import('../formats/hf-checkpoint.ts');
+      const { loadLlamaConfig, readConfigFile } = await import('../formats/hf-config.ts');
       const { DEFAULT_LORA_TARGETS, isLoraModule } = await import('../model/lora.ts');
       const { planSampling, planTraining, formatBytes } = await import('../train/plan.ts');
       if ((opts.model === undefined) === (opts.config === undefined)) throw new UserError('plan: give one of --model DIR or --config FILE');

@@ -3,7 +3,7 @@
  * src/model/weights.ts): reading and writing config.json, streaming the weights of a checkpoint
  * directory onto the GPU or into CPU arrays (checked against the config), and saving one.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
@@ -14,30 +14,12 @@ import { llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from '../model/
 import { LlamaModel } from '../model/llama.ts';
 import type { ElemType, ParamBuffers } from '../model/param-buffers.ts';
 import { SafetensorsModel, writeSafetensorsSharded, type TensorToWrite, DEFAULT_MAX_SHARD_BYTES } from './safetensors.ts';
-import { LM_HEAD, llamaWeightSpecs, type WeightSpec } from '../model/weights.ts';
+import { EMBED_TOKENS, LM_HEAD, llamaWeightSpecs, type WeightSpec } from '../model/weights.ts';
+import { loadLlamaConfig, readConfigFile } from './hf-config.ts';
+import { noteOnStderr, type Note } from '../notes.ts';
 
-/** Reads and validates `<dir>/config.json`. */
-export function loadLlamaConfig(dir: string): LlamaConfig {
-  return readConfigFile(path.join(dir, 'config.json'));
-}
-
-/** Reads and validates a config.json file (of any name). */
-export function readConfigFile(file: string): LlamaConfig {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(`${file}: cannot read (${code === 'ENOENT' ? 'no such file; is this a HF checkpoint directory?' : code ?? (e as Error).message})`);
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (e) {
-    throw new UserError(`${file}: invalid JSON (${(e as Error).message})`);
-  }
-  return parseLlamaConfig(json, file);
-}
+/** config.json's reader lives in hf-config.ts (no GPU code); its importers here keep their path. */
+export { loadLlamaConfig, readConfigFile };
 
 /** Writes `<dir>/config.json` atomically (validated first, so we never write a config we cannot load). */
 export function writeLlamaConfig(dir: string, cfg: LlamaConfig): void {
@@ -47,14 +29,30 @@ export function writeLlamaConfig(dir: string, cfg: LlamaConfig): void {
   writeFileAtomic(file, JSON.stringify(json, null, 2) + '\n');
 }
 
-/** Opens the weights of checkpoint `dir` and checks their names and shapes against `cfg` (before any data is read); the caller closes it. */
-export function openLlamaWeights(dir: string, cfg: LlamaConfig): SafetensorsModel {
+
+/**
+ * Opens the weights of checkpoint `dir` and checks their names and shapes against `cfg` (before any
+ * data is read); the caller closes it. What the checkpoint says that is not used is said once on
+ * `onNote`: an `architectures` naming another model than LlamaForCausalLM (loaded as a LLaMA, as
+ * model_type says), an `lm_head.weight` with tie_word_embeddings true (the embedding is the output layer).
+ */
+export function openLlamaWeights(dir: string, cfg: LlamaConfig, opts: { onNote?: Note } = {}): SafetensorsModel {
   const st = SafetensorsModel.open(dir);
   try {
     checkLlamaTensors(st, cfg);
   } catch (e) {
     st.close();
     throw e;
+  }
+  const note = opts.onNote ?? noteOnStderr;
+  if (cfg.architectures) {
+    note(`${path.join(dir, 'config.json')}: architectures ${JSON.stringify(cfg.architectures)} is not LlamaForCausalLM: ` +
+      `loading it as a LLaMA, as its model_type "llama" says (transformers' AutoModelForCausalLM does the same)`);
+  }
+  if (cfg.tie_word_embeddings && st.has(LM_HEAD)) {
+    // transformers' tie_weights() points lm_head at embed_tokens after loading: the file's lm_head is dropped.
+    note(`${st.fileOf(LM_HEAD).path}: ${LM_HEAD} is ignored: config.json has tie_word_embeddings true, ` +
+      `so the output layer is ${EMBED_TOKENS} (as in transformers, which ties lm_head to it)`);
   }
   return st;
 }
@@ -77,9 +75,18 @@ export function uploadLlamaWeights(st: SafetensorsModel, cfg: LlamaConfig, targe
  * of GPU memory is one clear error. A smaller `maxBindingBytes` than the device's splits tensors
  * into more chunks (the tests of the 7B-style chunked paths).
  */
-export async function loadLlamaModel(gpu: Gpu, dir: string, dtype: ElemType, maxBindingBytes = gpu.maxBindingBytes): Promise<LlamaModel> {
+export async function loadLlamaModel(gpu: Gpu, dir: string, dtype: ElemType, maxBindingBytes = gpu.maxBindingBytes,
+  opts: { onNote?: Note } = {}): Promise<LlamaModel> {
   const cfg = loadLlamaConfig(dir);
-  const st = openLlamaWeights(dir, cfg);
+  return uploadLlamaModel(gpu, dir, cfg, openLlamaWeights(dir, cfg, opts), dtype, maxBindingBytes);
+}
+
+/**
+ * The GPU half of loadLlamaModel, for a checkpoint already opened and checked (openLlamaWeights,
+ * which needs no GPU): allocates the model and uploads the weights; closes `st`.
+ */
+export async function uploadLlamaModel(gpu: Gpu, dir: string, cfg: LlamaConfig, st: SafetensorsModel, dtype: ElemType,
+  maxBindingBytes = gpu.maxBindingBytes): Promise<LlamaModel> {
   try {
     const model = await withGpuErrorCheck(gpu, `${dir}: allocating the ${dtype} weights`, () => LlamaModel.allocate(gpu, cfg, dtype, maxBindingBytes));
     uploadLlamaWeights(st, cfg, [model.weights]);
@@ -107,13 +114,13 @@ const shapeStr = (s: readonly number[]) => `[${s.join(',')}]`;
  * f32 values or bf16 bits (F32 sources rounded to nearest even). Checks names and shapes against
  * llamaWeightSpecs before reading any data: a missing, unexpected or wrong-shaped tensor is one
  * UserError naming the file and the tensor. `rotary_emb.inv_freq` buffers are ignored, and so is an
- * `lm_head.weight` when tie_word_embeddings (transformers ties it to embed_tokens anyway).
+ * `lm_head.weight` when tie_word_embeddings (transformers ties it to embed_tokens; said once on `onNote`).
  */
-export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: 'f32' }): Map<string, CpuTensorF32>;
-export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: 'bf16' }): Map<string, CpuTensorBf16>;
-export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: WeightDtype }): Map<string, CpuTensor>;
-export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: WeightDtype }): Map<string, CpuTensor> {
-  const model = openLlamaWeights(dir, cfg);
+export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: 'f32'; onNote?: Note }): Map<string, CpuTensorF32>;
+export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: 'bf16'; onNote?: Note }): Map<string, CpuTensorBf16>;
+export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: WeightDtype; onNote?: Note }): Map<string, CpuTensor>;
+export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype: WeightDtype; onNote?: Note }): Map<string, CpuTensor> {
+  const model = openLlamaWeights(dir, cfg, { onNote: opts.onNote });
   try {
     const specs = llamaWeightSpecs(cfg);
     const out = new Map<string, CpuTensor>();
@@ -127,8 +134,35 @@ export function loadLlamaWeightsCpu(dir: string, cfg: LlamaConfig, opts: { dtype
   }
 }
 
-/** Throws the first missing / unexpected / wrong-shaped tensor of `model` against `specs`. */
-export function checkLlamaTensors(model: SafetensorsModel, cfg: LlamaConfig, specs: WeightSpec[] = llamaWeightSpecs(cfg)): void {
+const LAYER_RE = /^model\.layers\.(\d+)\./;
+
+/**
+ * Throws if config.json's num_hidden_layers is not the checkpoint's layer count (from the tensor
+ * names alone): checked before anything sized by the config is built, so a config claiming 1e9
+ * layers is one line naming config.json, not a heap exhausted by a billion-entry tensor list.
+ */
+export function checkLayerCount(model: SafetensorsModel, cfg: LlamaConfig): void {
+  let maxLayer = -1;
+  for (const name of model.names()) {
+    const m = LAYER_RE.exec(name);
+    if (m) maxLayer = Math.max(maxLayer, Number(m[1]));
+  }
+  const layers = maxLayer + 1;
+  if (layers === cfg.num_hidden_layers) return;
+  const configFile = path.join(path.dirname(model.source), 'config.json');
+  const has = layers === 0 ? 'has no model.layers.* tensors' : `has tensors of ${layers} layer${layers > 1 ? 's' : ''} (model.layers.0 to model.layers.${maxLayer})`;
+  throw new UserError(`${configFile}: num_hidden_layers ${cfg.num_hidden_layers}, but ${model.source} ${has}`);
+}
+
+/**
+ * Throws the first missing / unexpected / wrong-shaped tensor of `model` against `specs` (default:
+ * the config's), after checking the layer count (checkLayerCount) before building them.
+ */
+export function checkLlamaTensors(model: SafetensorsModel, cfg: LlamaConfig, specs?: WeightSpec[]): void {
+  if (!specs) {
+    checkLayerCount(model, cfg);
+    specs = llamaWeightSpecs(cfg);
+  }
   const expected = new Map(specs.map((s) => [s.name, s.shape]));
   for (const s of specs) {
     if (!model.has(s.name)) {

@@ -38,9 +38,69 @@ export function chatSettingOf(c: CharacterSpec): ChatSetting {
   return { shortName: c.name, fullName: c.full_name ?? fullNameOf(c.name), location: c.location ?? DEFAULT_LOCATION, status: c.status ?? defaultStatus(c.name) };
 }
 
+/** Why a client's chat makes no character prompt (the server answers it as a bad request). */
+export class ChatPromptError extends Error {}
+
 export function buildChatPrompt(setting: ChatSetting, history: readonly Turn[]): string {
-  const header = fillMetaPrompt({ character: setting.fullName, loc_time: setting.location, status: setting.status });
-  return chatPromptFromHeader(header, setting.shortName, history);
+  return chatPromptFromHeader(chatHeader(setting), setting.shortName, history);
+}
+
+/** The filled meta prompt + "\n\n" of a setting: the prompt's header. */
+export function chatHeader(setting: ChatSetting): string {
+  return fillMetaPrompt({ character: setting.fullName, loc_time: setting.location, status: setting.status });
+}
+
+/**
+ * Why a chat makes no prompt within its room: even with only the newest turn after the header (or
+ * the header alone, for an empty history), the prompt is `tokens` long and `room` fit.
+ */
+export class ChatTooLongError extends ChatPromptError {
+  constructor(readonly tokens: number, readonly room: number, readonly turns: number) {
+    super(turns > 0
+      ? `the newest message makes a ${tokens}-token prompt with the character's prompt header, and ${room} fit`
+      : `the character's prompt header is ${tokens} tokens, and ${room} fit`);
+  }
+}
+
+/** A prompt fitted to its room: its token count and how many of the history's last entries it keeps. */
+export interface FittedChatPrompt {
+  prompt: string;
+  tokens: number;
+  turns: number;
+}
+
+/**
+ * buildChatPrompt within `room` tokens (`countTokens` counts a prompt as the generator will: BOS
+ * included): the header always, then the paper's last HISTORY_TURNS entries, or as many of the
+ * newest as fit when they do not all (the oldest dropped first). A newest entry that cannot fit
+ * with the header alone is a ChatTooLongError: the header is never cut (without it the model loses
+ * its character), and neither is a message.
+ */
+export function fitChatPrompt(setting: ChatSetting, history: readonly Turn[], countTokens: (prompt: string) => number, room: number): FittedChatPrompt {
+  return fitChatPromptFromHeader(chatHeader(setting), setting.shortName, history, countTokens, room);
+}
+
+/** fitChatPrompt after any header (e.g. a chat API's system message). */
+export function fitChatPromptFromHeader(header: string, shortName: string, history: readonly Turn[],
+  countTokens: (prompt: string) => number, room: number): FittedChatPrompt {
+  const window = history.slice(-HISTORY_TURNS);
+  const fitted = (turns: number): FittedChatPrompt => {
+    const prompt = chatPromptFromHeader(header, shortName, window.slice(window.length - turns));
+    return { prompt, tokens: countTokens(prompt), turns };
+  };
+  const all = fitted(window.length);
+  if (all.tokens <= room) return all;
+  // The fewest: the newest entry alone (none for an empty history). Then the most that fit, by
+  // bisection (the prompt grows with each entry kept): at most 3 more counts for 8 entries.
+  let best = fitted(Math.min(1, window.length));
+  if (best.tokens > room) throw new ChatTooLongError(best.tokens, room, best.turns);
+  let tooMany = window.length;
+  while (tooMany - best.turns > 1) {
+    const mid = fitted((best.turns + tooMany) >> 1);
+    if (mid.tokens <= room) best = mid;
+    else tooMany = mid.turns;
+  }
+  return best;
 }
 
 /** The same after any prompt header (e.g. a chat API's system message): kept history turns, then `<Short> (`. */
@@ -57,9 +117,6 @@ export interface ClientChat {
   system?: string;
   turns: readonly { role: 'user' | 'assistant'; name?: string; content: string }[];
 }
-
-/** Why a client's chat makes no character prompt (the server answers it as a bad request). */
-export class ChatPromptError extends Error {}
 
 /**
  * The character prompt of a client's chat, and the character's short name.

@@ -15,6 +15,9 @@ import { Rng } from '../util/random.ts';
 import { argmax, GREEDY_TEMPERATURE, sampleTopP } from './sampler.ts';
 import { StopMatcher } from './stop.ts';
 import { eosTokenIds } from '../model/config.ts';
+import { UserError } from '../errors.ts';
+import { checkMaxNewTokens, promptRoom, resolveContext } from './context.ts';
+import type { Note } from '../notes.ts';
 
 export interface GenerateOptions {
   maxNewTokens: number;
@@ -29,6 +32,11 @@ export interface GenerateOptions {
   repetitionPenalty?: number;
   /** Called with each piece of text as soon as it is final. */
   onText?: (text: string) => void;
+  /**
+   * Called once, before decoding, when the prompt is longer than its room (the context less
+   * maxNewTokens) and is cut to BOS + its last tokens: `total` tokens (BOS included), `kept`.
+   */
+  onPromptCut?: (cut: { total: number; kept: number; room: number }) => void;
 }
 
 export interface GenerateResult {
@@ -58,10 +66,14 @@ export class Generator {
     private readonly penaltyIds: GpuBuffer,
   ) {}
 
-  static async create(model: LlamaModel, tokenizer: Tokenizer, opts: { contextLength?: number } = {}): Promise<Generator> {
-    const ctx = Math.min(opts.contextLength ?? model.maxPositions, model.maxPositions);
+  /**
+   * `contextLength` defaults to the model's max_position_embeddings; a larger one is lowered to it,
+   * said once on `onNote` (default: stderr).
+   */
+  static async create(model: LlamaModel, tokenizer: Tokenizer, opts: { contextLength?: number; onNote?: Note } = {}): Promise<Generator> {
+    const ctx = resolveContext(opts.contextLength, model.maxPositions, opts.onNote);
     if (tokenizer.vocabSize > model.dims.V) {
-      throw new Error(`${tokenizer.path}: tokenizer has ${tokenizer.vocabSize} pieces but the model's vocab_size is ${model.dims.V}`);
+      throw new UserError(`${tokenizer.path}: tokenizer has ${tokenizer.vocabSize} pieces but the model's vocab_size is ${model.dims.V}`);
     }
     const forward = await LlamaForward.create(model, { maxBatch: 1, maxSeq: ctx });
     const V = model.dims.V;
@@ -97,14 +109,20 @@ export class Generator {
   }
 
   /**
-   * Generates a continuation of `prompt` (BOS is prepended, as LLaMA does). Like FastChat's worker,
-   * a prompt too long for the context keeps only its last `ctx - maxNewTokens - 1` tokens.
+   * Generates a continuation of `prompt` (BOS is prepended, as LLaMA does). Prompt and new tokens
+   * share the context (OpenAI's accounting, as serve checks it): a prompt longer than the context
+   * less maxNewTokens keeps BOS and its last tokens (FastChat's worker kept the last ones, BOS
+   * lost), reported on `onPromptCut`.
    */
   async generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult> {
     let ids = this.tokenizer.encode(prompt, { bos: true });
-    const room = this.contextLength - opts.maxNewTokens - 1;
-    if (room < 1) throw new Error(`--max-new-tokens ${opts.maxNewTokens} leaves no room for the prompt in a ${this.contextLength}-token context`);
-    if (ids.length > room) ids = ids.slice(ids.length - room);
+    checkMaxNewTokens(opts.maxNewTokens, this.contextLength, this.model.maxPositions);
+    const room = promptRoom(this.contextLength, opts.maxNewTokens);
+    if (ids.length > room) {
+      const total = ids.length;
+      ids = [ids[0], ...ids.slice(ids.length - (room - 1))];
+      opts.onPromptCut?.({ total, kept: ids.length, room });
+    }
     const greedy = opts.temperature < GREEDY_TEMPERATURE;
     const invT = greedy ? 1 : 1 / opts.temperature;
     const rng = new Rng(opts.seed);

@@ -2,7 +2,9 @@
  * Token sampling on the CPU from the probabilities the GPU's softmax kernel produced
  * (`kernels/softmax_fwd.wgsl` with the temperature folded in). Like FastChat's worker:
  * temperature < 1e-5 is greedy; top-p keeps the smallest set of most likely tokens whose mass
- * reaches p (p in [1e-8, 1) applies, 1 disables it). The random `coin` is an argument, so the
+ * reaches p (p in (0, 1) applies, 1 disables it, and p = 0 keeps the single most likely token: greedy,
+ * as the smallest set reaching mass 0 is one token; FastChat's `top_p < 1e-8` turned it off instead,
+ * sampling the whole vocabulary). The random `coin` is an argument, so the
  * sampler is deterministic and testable (llama2.c style); callers draw it from a seeded Rng.
  */
 export interface SamplingOptions {
@@ -22,11 +24,13 @@ export function argmax(values: ArrayLike<number>): number {
 /**
  * Samples an index from `probs` (non-negative, summing to ~1) restricted to the top-p nucleus,
  * using `coin` ∈ [0, 1). Ties in probability are ordered by index, so the result is a pure function
- * of (probs, topP, coin).
+ * of (probs, topP, coin). topP ≤ 0 is the most likely token (argmax: the coin is unused, but callers
+ * still draw one per token, so a seed gives the same stream whatever top-p); topP ≥ 1 the whole vocabulary.
  */
 export function sampleTopP(probs: ArrayLike<number>, topP: number, coin: number): number {
   const n = probs.length;
-  if (!(topP > 0 && topP < 1)) {
+  if (topP <= 0) return argmax(probs);
+  if (!(topP < 1)) {
     // Plain multinomial over all tokens.
     let total = 0;
     for (let i = 0; i < n; i++) total += probs[i];

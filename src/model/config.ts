@@ -40,6 +40,13 @@ export interface LlamaConfig {
   eos_token_id: number | number[];
   /** dtype the weights were saved in (`dtype` in transformers >= 4.56). Default float32. */
   torch_dtype: TorchDtype;
+  /**
+   * config.json's `architectures` when it names anything but LlamaForCausalLM (case aside: early
+   * conversions wrote LLaMAForCausalLM); undefined otherwise. Like transformers' AutoModelForCausalLM,
+   * model_type decides what is loaded; opening the weights says so once (hf-checkpoint.ts). A saved
+   * config always says LlamaForCausalLM.
+   */
+  architectures?: string[];
 }
 
 /** Per-head width: hidden_size / num_attention_heads (parseLlamaConfig ensures it divides and is even). */
@@ -81,6 +88,19 @@ export function eosTokenIds(cfg: LlamaConfig): number[] {
 }
 
 const TORCH_DTYPES: readonly TorchDtype[] = ['float32', 'bfloat16', 'float16'];
+
+/** The most parameters a config may describe: 2^40 ≈ 1.1e12 (4 TiB in f32; the largest LLaMA, 405B, has 4.1e11). */
+export const MAX_PARAMETERS = 2 ** 40;
+/** The longest max_position_embeddings accepted: 2^22 = 4194304 (the longest LLaMA-type contexts published; the RoPE table is sized by it). */
+export const MAX_POSITIONS = 2 ** 22;
+
+/** Parameters of a LlamaForCausalLM of these sizes (computed, nothing allocated). */
+export function llamaParameterCount(c: Pick<LlamaConfig, 'hidden_size' | 'intermediate_size' | 'num_hidden_layers' | 'num_attention_heads' |
+  'num_key_value_heads' | 'vocab_size' | 'tie_word_embeddings'>): number {
+  const H = c.hidden_size, hd = H / c.num_attention_heads, kv = c.num_key_value_heads * hd;
+  const perLayer = 2 * H + 2 * H * H + 2 * kv * H + 3 * c.intermediate_size * H;
+  return c.vocab_size * H * (c.tie_word_embeddings ? 1 : 2) + c.num_hidden_layers * perLayer + H;
+}
 
 /** Validates a parsed config.json object; `source` (the file path) starts every error message. */
 export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
@@ -153,6 +173,21 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
   if (j.rope_scaling != null) {
     fail(`rope_scaling ${JSON.stringify(j.rope_scaling)} is not supported (only plain RoPE with rope_theta; rope_scaling must be null)`);
   }
+  if (max_position_embeddings > MAX_POSITIONS) {
+    fail(`max_position_embeddings ${max_position_embeddings} is beyond any LLaMA (at most ${MAX_POSITIONS} supported)`);
+  }
+  const params = llamaParameterCount({ hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads, vocab_size, tie_word_embeddings: tie as boolean });
+  if (!(params <= MAX_PARAMETERS)) {
+    fail(`hidden_size ${hidden_size}, intermediate_size ${intermediate_size}, num_hidden_layers ${num_hidden_layers} and vocab_size ${vocab_size} ` +
+      `describe a model of ${params.toExponential(2)} parameters, beyond any LLaMA (at most 2^40 ≈ 1.1e12 supported)`);
+  }
+  let architectures: string[] | undefined;
+  if (j.architectures != null) {
+    const a = j.architectures;
+    if (!Array.isArray(a) || !a.every((x) => typeof x === 'string')) fail(`"architectures" must be a list of strings, got ${JSON.stringify(a)}`);
+    const names = a as string[];
+    if (!(names.length === 1 && names[0].toLowerCase() === 'llamaforcausallm')) architectures = [...names];
+  }
   if (j.hidden_act !== undefined && j.hidden_act !== 'silu') {
     fail(`hidden_act ${JSON.stringify(j.hidden_act)} is not supported (only "silu")`);
   }
@@ -163,7 +198,7 @@ export function parseLlamaConfig(json: unknown, source: string): LlamaConfig {
   return {
     hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, num_key_value_heads, vocab_size,
     max_position_embeddings, rms_norm_eps, rope_theta, tie_word_embeddings: tie as boolean, bos_token_id, eos_token_id,
-    torch_dtype: dtypeRaw as TorchDtype,
+    torch_dtype: dtypeRaw as TorchDtype, ...(architectures ? { architectures } : {}),
   };
 }
 

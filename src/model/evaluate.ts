@@ -13,6 +13,7 @@ import { padBatch, targetCount, tokenizeSample, type TokenizedSample } from '../
 import { LlamaForward, type LlamaModel } from './llama.ts';
 import { CrossEntropyOp } from '../ops/cross_entropy.ts';
 import { LinearOp } from '../ops/matmul.ts';
+import { UserError } from '../errors.ts';
 
 export interface EvalResult {
   /** Mean NLL per target token (nats). */
@@ -95,43 +96,62 @@ export class SequenceScorer {
   }
 }
 
+/** Prompted samples tokenized for scoring, with the paper's masking and truncation to `maxLen`. */
+export interface EvalSet {
+  items: TokenizedSample[];
+  /** All samples given. */
+  total: number;
+  /** Samples whose prompt alone is maxLen tokens or more (nothing left to score). */
+  skipped: number;
+  truncated: number;
+  /** Target tokens to score. */
+  tokens: number;
+}
+
+/** Tokenizes samples for evaluateSamples (CPU only: callers check the result before setting up the GPU). */
+export function tokenizeEvalSamples(tok: Tokenizer, samples: readonly PromptedSample[], maxLen: number): EvalSet {
+  const set: EvalSet = { items: [], total: samples.length, skipped: 0, truncated: 0, tokens: 0 };
+  for (const s of samples) {
+    const t = tokenizeSample(tok, s, maxLen);
+    if (!t) {
+      set.skipped++;
+      continue;
+    }
+    if (t.truncated) set.truncated++;
+    set.tokens += targetCount(t);
+    set.items.push(t);
+  }
+  return set;
+}
+
+/**
+ * Mean NLL per target token over `samples` (prompted, or already tokenized to `maxLen` by
+ * tokenizeEvalSamples). A set with no target token is an error: its mean would be NaN.
+ */
 export async function evaluateSamples(
   model: LlamaModel,
   tok: Tokenizer,
-  samples: PromptedSample[],
+  samples: PromptedSample[] | EvalSet,
   maxLen: number,
   onProgress?: (done: number, total: number) => void,
   batch = 4,
   /** Told once when the device cannot hold `batch` sequences per forward and fewer are used. */
   onNote?: (message: string) => void,
 ): Promise<EvalResult> {
+  const set = Array.isArray(samples) ? tokenizeEvalSamples(tok, samples, maxLen) : samples;
+  if (set.tokens === 0) {
+    throw new UserError(`no sample fits --max-len ${maxLen}: the prompts of all ${set.total} sample(s) are ${maxLen} tokens or more (BOS included), leaving no output token to score`);
+  }
   const scorer = await SequenceScorer.create(model, maxLen, batch);
   if (scorer.batch < batch) onNote?.(`eval: ${scorer.batch} sequence(s) of ${maxLen} tokens per forward instead of --batch-size ${batch}: a pass must fit the device's ${model.gpu.maxBindingBytes}-byte binding limit`);
   let total = 0;
-  let tokens = 0;
-  let skipped = 0;
-  let truncated = 0;
   let done = 0;
-  let pending: TokenizedSample[] = [];
-  const flush = async () => {
-    if (pending.length === 0) return;
+  for (let i = 0; i < set.items.length; i += scorer.batch) {
+    const pending = set.items.slice(i, i + scorer.batch);
     for (const v of await scorer.sumNllBatch(pending)) total += v;
     done += pending.length;
-    pending = [];
-    onProgress?.(done + skipped, samples.length);
-  };
-  for (const s of samples) {
-    const t = tokenizeSample(tok, s, maxLen);
-    if (!t) {
-      skipped++;
-      continue;
-    }
-    if (t.truncated) truncated++;
-    tokens += targetCount(t);
-    pending.push(t);
-    if (pending.length === scorer.batch) await flush();
+    onProgress?.(done + set.skipped, set.total);
   }
-  await flush();
-  const nll = tokens > 0 ? total / tokens : NaN;
-  return { nll, ppl: Math.exp(nll), tokens, samples: samples.length - skipped, skipped, truncated };
+  const nll = total / set.tokens;
+  return { nll, ppl: Math.exp(nll), tokens: set.tokens, samples: set.items.length, skipped: set.skipped, truncated: set.truncated };
 }
