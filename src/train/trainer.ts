@@ -43,6 +43,7 @@ import {
 import { epochOrder, microBatchesOfStep, orderRng, planEpoch, planRun, type EpochPlan } from './data.ts';
 import { MASTER_PREFIX, type MicroBatch, type TensorMapF32, type TokenizedSample, type TrainEngine } from './engine.ts';
 import { renderLossSvg } from './loss-svg.ts';
+import { checkRunDirFree } from './rundir.ts';
 import { formatDuration, Progress } from './progress.ts';
 import { newStateHeader, TRAJECTORY_KEYS, type LogEntry, type TrainArgs, type TrainerState } from './state.ts';
 
@@ -69,6 +70,8 @@ export interface TrainerOptions {
   now?: () => number;
   stop?: StopFlag;
   checkpointHooks?: CheckpointHooks;
+  /** --overwrite: a fresh run may write into an OUT holding another run (the CLI removes its files first). */
+  overwrite?: boolean;
 }
 
 export interface TrainResult {
@@ -128,10 +131,12 @@ export class Trainer {
 
   /**
    * The checks `create` makes before touching the engine (the CLI runs them before building it):
-   * a resume must have the checkpoint's trajectory arguments and data; a fresh run must not write
-   * into a directory holding an earlier run's checkpoints. UserError otherwise.
+   * a resume must have the checkpoint's trajectory arguments and data; a run must not write into a
+   * directory holding another run (rundir.ts: model, log or checkpoints; the resumed run's own
+   * directory aside) unless `overwrite`. UserError otherwise.
    */
-  static check(o: Pick<TrainerOptions, 'args' | 'data' | 'resume'>): void {
+  static check(o: Pick<TrainerOptions, 'args' | 'data' | 'resume' | 'overwrite'>): void {
+    checkRunDirFree(o.args, { resumeDir: o.resume?.dir, overwrite: o.overwrite });
     if (o.resume) {
       const s = o.resume.state;
       const diffs: string[] = [];
@@ -142,12 +147,6 @@ export class Trainer {
       if (s.data_fingerprint !== o.data.fingerprint || s.n_train !== o.data.train.length || s.n_eval !== o.data.eval.length) {
         throw new UserError(`${o.resume.dir}: the data differs from the checkpoint's (file, tokenizer or --max-len changed: ` +
           `${o.data.train.length}+${o.data.eval.length} samples now, ${s.n_train}+${s.n_eval} then)`);
-      }
-    } else {
-      const old = listCheckpoints(o.args.out);
-      if (old.length > 0) {
-        throw new UserError(`${o.args.out}: already holds ${path.basename(old[old.length - 1].dir)} from an earlier run; ` +
-          `continue it with --resume ${o.args.out}, or choose another --out`);
       }
     }
   }
