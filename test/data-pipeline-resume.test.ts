@@ -180,6 +180,7 @@ describe('kill and resume', () => {
     const run = await runCli(['convert', '--out', dir]);
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toMatch(/^convert: .*prompted_Beethoven\.jsonl: 22 samples \(18 experiences \+ 4 protective\)/m);
+    expect(run.stderr).toContain(`${dir}: taking over the lock of pid ${exited.pid}, which is no longer running`);
     expect(existsSync(join(dir, '.data.lock'))).toBe(false);
   });
 });

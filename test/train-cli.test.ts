@@ -2,7 +2,7 @@
 // real SIGINT sent to a child process running the trainer with the fake engine.
 import { spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -43,8 +43,9 @@ describe('train options', () => {
     expect(opts).toMatchObject({
       data: 'd.jsonl', out: 'runs/x', model: 'weights/tiny', maxLen: 2048, evalRatio: 0.02, seed: 42, shuffle: true, batchSize: 2, gradAccum: 4,
       epochs: 10, maxSteps: 0, lr: 2e-5, weightDecay: 0.1, warmupRatio: 0.04, lrScheduler: 'cosine', maxGradNorm: 1, dtype: 'bf16',
-      checkpointing: true, saveEveryEpoch: false, progressEvery: 10,
+      checkpointing: true, saveEveryEpoch: false, saveSteps: 0, saveTotalLimit: 0, progressEvery: 10,
     });
+    expect(opts.overwrite).toBeUndefined();
     expect(explicit('data')).toBe(true);
     expect(explicit('lr')).toBe(false);
     const args = resolveTrainArgs(opts, explicit);
@@ -57,16 +58,17 @@ describe('train options', () => {
       '--data', 'd', '--out', 'o', '--model', 'm', '--log', 'l.jsonl', '--max-len', '512', '--eval-ratio', '0.1', '--seed', '7', '--no-shuffle',
       '--batch-size', '3', '--grad-accum', '2', '--epochs', '4', '--max-steps', '9', '--lr', '1e-4', '--weight-decay', '0', '--warmup-ratio', '0',
       '--lr-scheduler', 'constant', '--max-grad-norm', '0.5', '--dtype', 'f32', '--no-checkpointing', '--save-every-epoch', '--progress-every', '3',
+      '--save-steps', '5', '--save-total-limit', '2', '--overwrite',
     ]);
     expect(opts).toMatchObject({
       data: 'd', out: 'o', model: 'm', log: 'l.jsonl', maxLen: 512, evalRatio: 0.1, seed: 7, shuffle: false, batchSize: 3, gradAccum: 2, epochs: 4,
       maxSteps: 9, lr: 1e-4, weightDecay: 0, warmupRatio: 0, lrScheduler: 'constant', maxGradNorm: 0.5, dtype: 'f32', checkpointing: false,
-      saveEveryEpoch: true, progressEvery: 3,
+      saveEveryEpoch: true, progressEvery: 3, saveSteps: 5, saveTotalLimit: 2, overwrite: true,
     });
   });
 
   it('rejects bad values', async () => {
-    for (const bad of [['--batch-size', '0'], ['--lr', 'x'], ['--lr-scheduler', 'linear'], ['--dtype', 'f16'], ['--max-grad-norm', '0'], ['--eval-ratio', '-1']]) {
+    for (const bad of [['--save-total-limit', '-1'], ['--batch-size', '0'], ['--lr', 'x'], ['--lr-scheduler', 'linear'], ['--dtype', 'f16'], ['--max-grad-norm', '0'], ['--eval-ratio', '-1']]) {
       await expect(parse(['--data', 'd', '--out', 'o', ...bad])).rejects.toThrow();
     }
   });
@@ -105,20 +107,21 @@ describe('the whole command (fake engine in place of src/train/step.ts)', () => 
     return f;
   }
   const created: TrainStepCreateOptions[] = [];
-  const loader = (stopAt?: number) => async (): Promise<TrainStepModule> => ({
+  const loader = (stopAt?: number, onCreate?: (e: FakeEngine) => void) => async (): Promise<TrainStepModule> => ({
     TrainStep: {
       create: async (o) => {
         created.push(o);
         const cfg = loadLlamaConfig(o.modelDir);
         const engine = FakeEngine.fromDir(o.modelDir, { weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm }, cfg);
         if (stopAt !== undefined) engine.onStep = (s) => { if (s === stopAt) process.emit('SIGINT'); };
+        onCreate?.(engine);
         return engine;
       },
     },
   });
-  async function cli(argv: string[], stopAt?: number): Promise<number> {
+  async function cli(argv: string[], stopAt?: number, onCreate?: (e: FakeEngine) => void): Promise<number> {
     const { opts, explicit } = await parse(argv);
-    return runTrainCommand(opts, explicit, loader(stopAt));
+    return runTrainCommand(opts, explicit, loader(stopAt, onCreate));
   }
 
   it('trains, is stopped by SIGINT (130), resumes with --resume OUT to the same model as an uninterrupted run', async () => {
@@ -146,7 +149,8 @@ describe('the whole command (fake engine in place of src/train/step.ts)', () => 
       expect(created.length).toBe(3);
       // settings that change the trajectory are refused before the engine is built
       await expect(cli(['--resume', o, '--lr', '0.5'])).rejects.toThrow(/different settings: lr 0.5/);
-      await expect(cli([...common, '--out', o])).rejects.toThrow(/already holds checkpoint-3/);
+      await expect(cli([...common, '--out', o])).rejects.toThrow(/already holds a run \(.*checkpoint-.*; continue it with --resume/);
+      expect(existsSync(join(o, '.train.lock'))).toBe(false); // released after the SIGINT, the resume and the errors
       expect(created.length).toBe(3);
       expect(created.every((c) => c.modelDir === 'weights/tiny')).toBe(true); // resumed engines start from --model; the checkpoint's state is imported after
       expect(readFileSync(join(o, 'model.safetensors')).equals(readFileSync(join(ref, 'model.safetensors')))).toBe(true);
@@ -158,6 +162,257 @@ describe('the whole command (fake engine in place of src/train/step.ts)', () => 
       log.mockRestore();
       w.mockRestore();
     }
+  });
+
+  /** Runs `work` with console and stderr captured; returns what went to console.error. */
+  async function quietly<T>(work: () => Promise<T>): Promise<{ value?: T; error?: Error; said: string[] }> {
+    const err = vi.spyOn(console, 'error').mockImplementation(() => {});
+    const log = vi.spyOn(console, 'log').mockImplementation(() => {});
+    const w = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    try {
+      const value = await work();
+      return { value, said: err.mock.calls.map((c) => String(c[0])) };
+    } catch (e) {
+      return { error: e as Error, said: err.mock.calls.map((c) => String(c[0])) };
+    } finally {
+      err.mockRestore();
+      log.mockRestore();
+      w.mockRestore();
+    }
+  }
+  const QUICK = ['--epochs', '2', '--eval-ratio', '0.2', '--max-len', '100', '--lr', '1e-3'];
+  let dirCount = 0;
+  const newDir = () => join(tmp, `rundir${dirCount++}`);
+  /** Expects a one-line UserError from `argv` with no engine built; returns its message. */
+  async function refused(argv: string[]): Promise<string> {
+    const before = created.length;
+    const r = await quietly(() => cli(argv));
+    expect(r.error, `expected ${argv.join(' ')} to fail`).toBeInstanceOf(UserError);
+    expect(r.error!.message).not.toContain('\n');
+    expect(created.length).toBe(before);
+    return r.error!.message;
+  }
+
+  describe('the run directory is locked while a run owns it (issue 9, item 1)', () => {
+    it('a second run into a directory a live process holds fails at once, naming the directory and the pid', async () => {
+      const out = newDir();
+      mkdirSync(out);
+      writeFileSync(join(out, '.train.lock'), String(process.ppid));
+      const msg = await refused(['--data', dataFile(), '--out', out, ...QUICK]);
+      expect(msg).toBe(`${out}: another run (pid ${process.ppid}) is writing to this folder (lock file .train.lock); wait for it or stop it`);
+      expect(readFileSync(join(out, '.train.lock'), 'utf8')).toBe(String(process.ppid)); // not ours to remove
+      expect(readdirSync(out)).toEqual(['.train.lock']);
+    });
+
+    it('two runs at once in one process: the second fails, the first finishes and releases the lock', async () => {
+      const out = newDir();
+      let release!: () => void;
+      const gate = new Promise<void>((r) => (release = r));
+      let started!: () => void;
+      const running = new Promise<void>((r) => (started = r));
+      const first = quietly(() => cli(['--data', dataFile(), '--out', out, ...QUICK], undefined, (e) => {
+        e.onStep = async (s) => { if (s === 1) { started(); await gate; } };
+      }));
+      await Promise.race([running, first]); // (a first run that failed early would not reach step 1)
+      expect(readFileSync(join(out, '.train.lock'), 'utf8')).toBe(String(process.pid));
+      const msg = await refused(['--data', dataFile(), '--out', out, ...QUICK]);
+      expect(msg).toMatch(new RegExp(`^${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: another run \\(pid ${process.pid}\\) is writing to this folder`));
+      release();
+      expect((await first).value).toBe(0);
+      expect(existsSync(join(out, '.train.lock'))).toBe(false);
+      expect(readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step)).toEqual([1, 1, 2, 2]);
+    });
+
+    it('a stale lock (its pid has exited) is taken over, saying so once', async () => {
+      const out = newDir();
+      mkdirSync(out);
+      const exited = spawn(process.execPath, ['-e', '0']);
+      await new Promise((r) => exited.on('close', r));
+      writeFileSync(join(out, '.train.lock'), String(exited.pid));
+      const r = await quietly(() => cli(['--data', dataFile(), '--out', out, ...QUICK]));
+      expect(r.value).toBe(0);
+      expect(r.said.filter((m) => m.includes('lock'))).toEqual([
+        `wgpu-char: ${out}: taking over the lock of pid ${exited.pid}, which is no longer running (lock file .train.lock)`,
+      ]);
+      expect(existsSync(join(out, '.train.lock'))).toBe(false);
+    });
+
+    it('is released when the run fails, and a directory the run created is removed again when it holds nothing', async () => {
+      const out = newDir();
+      const bad = join(tmp, 'bad.jsonl');
+      writeFileSync(bad, '{"prompt": "x", "output": "y"}\n{not json\n');
+      const msg = await refused(['--data', bad, '--out', out, ...QUICK]);
+      expect(msg).toContain(bad);
+      expect(existsSync(out)).toBe(false);
+    });
+  });
+
+  describe('an --out holding a run is refused unless --resume or --overwrite (issue 9, item 2)', () => {
+    it('refuses a finished run\'s directory; --overwrite replaces the run and leaves no stale file of it', async () => {
+      const out = newDir();
+      expect((await quietly(() => cli(['--data', dataFile(), '--out', out, ...QUICK, '--save-every-epoch']))).value).toBe(0);
+      expect(readdirSync(out).sort()).toEqual(['checkpoint-1', 'checkpoint-2', 'config.json', 'eval_data.jsonl', 'loss.svg', 'model.safetensors', 'tokenizer.model', 'train_log.jsonl']);
+      const model = readFileSync(join(out, 'model.safetensors'));
+      writeFileSync(join(out, 'notes.txt'), 'mine');
+      const msg = await refused(['--data', dataFile(), '--out', out, ...QUICK, '--eval-ratio', '0']);
+      expect(msg).toBe(`${out}: already holds a run (model.safetensors, train_log.jsonl, checkpoint-1, checkpoint-2, …); ` +
+        `continue it with --resume ${out}, replace it with --overwrite, or choose another --out`);
+      expect(readFileSync(join(out, 'model.safetensors')).equals(model)).toBe(true);
+      // only the model: still refused
+      const modelOnly = newDir();
+      mkdirSync(modelOnly);
+      cpSync(join(out, 'model.safetensors'), join(modelOnly, 'model.safetensors'));
+      expect(await refused(['--data', dataFile(), '--out', modelOnly, ...QUICK])).toMatch(/already holds a run \(model\.safetensors\); replace it with --overwrite/);
+
+      const r = await quietly(() => cli(['--data', dataFile(), '--out', out, ...QUICK, '--eval-ratio', '0', '--overwrite']));
+      expect(r.value).toBe(0);
+      expect(r.said.some((m) => m === `wgpu-char: ${out}: --overwrite: removed the earlier run's checkpoint-1, checkpoint-2, config.json, eval_data.jsonl, loss.svg, model.safetensors, tokenizer.model, train_log.jsonl`)).toBe(true);
+      // the old held-out set and checkpoints are gone; files that are not a run's stay
+      expect(readdirSync(out).sort()).toEqual(['config.json', 'loss.svg', 'model.safetensors', 'notes.txt', 'tokenizer.model', 'train_log.jsonl']);
+      expect(readFileSync(join(out, 'train_log.jsonl'), 'utf8').trim().split('\n').every((l) => !('eval_loss' in JSON.parse(l)))).toBe(true);
+    });
+
+    it('--overwrite removes nothing when an input is bad, and never the --model or --data it reads', async () => {
+      const out = newDir();
+      expect((await quietly(() => cli(['--data', dataFile(), '--out', out, ...QUICK]))).value).toBe(0);
+      const files = readdirSync(out).sort();
+      await refused(['--data', join(tmp, 'missing.jsonl'), '--out', out, ...QUICK, '--overwrite']);
+      await refused(['--data', dataFile(), '--model', join(tmp, 'no-model'), '--out', out, ...QUICK, '--overwrite']);
+      expect(readdirSync(out).sort()).toEqual(files);
+      expect(await refused(['--data', join(out, 'eval_data.jsonl'), '--out', out, ...QUICK, '--overwrite']))
+        .toBe(`${join(out, 'eval_data.jsonl')}: --overwrite would remove this --data file of the earlier run; copy it elsewhere first`);
+      expect(await refused(['--data', dataFile(), '--model', out, '--out', out, ...QUICK, '--overwrite']))
+        .toBe(`${out}: --out is the --model directory: the run would replace the model it starts from; choose another --out`);
+      expect(readdirSync(out).sort()).toEqual(files);
+    });
+
+    it('refuses an existing --log file outside --out too', async () => {
+      const log = join(tmp, 'elsewhere.jsonl');
+      writeFileSync(log, '{"step":1}\n');
+      expect(await refused(['--data', dataFile(), '--out', newDir(), '--log', log, ...QUICK]))
+        .toBe(`${log}: --log already holds a run's log; continue that run with --resume, replace it with --overwrite, or choose another --log`);
+    });
+  });
+
+  describe('a resumed run writes into the run directory given (issue 9, item 3)', () => {
+    it('a copied run, a checkpoint copied alone, and a moved run', async () => {
+      const orig = newDir();
+      expect((await quietly(() => cli(['--data', dataFile(), '--out', orig, ...QUICK, '--epochs', '3', '--save-steps', '1'], 2))).value).toBe(130);
+      const ref = newDir();
+      expect((await quietly(() => cli(['--data', dataFile(), '--out', ref, ...QUICK, '--epochs', '3']))).value).toBe(0);
+      const refModel = readFileSync(join(ref, 'model.safetensors'));
+
+      // a copy of the whole run
+      const copy = newDir();
+      cpSync(orig, copy, { recursive: true });
+      expect(await refused(['--resume', copy, '--overwrite'])).toBe(`${join(copy, 'checkpoint-2')}: --overwrite would remove the checkpoint being resumed; drop --overwrite to continue this run`);
+      let r = await quietly(() => cli(['--resume', copy]));
+      expect(r.value).toBe(0);
+      expect(r.said).toContain(`wgpu-char: resuming ${join(copy, 'checkpoint-2')} at step 2, writing into ${copy} (the checkpoint was written in ${orig})`);
+      expect(readFileSync(join(copy, 'model.safetensors')).equals(refModel)).toBe(true);
+      expect(readCheckpoint(copy).state.args).toMatchObject({ out: copy, log: join(copy, 'train_log.jsonl') });
+      expect(existsSync(join(orig, 'model.safetensors'))).toBe(false); // the original run is untouched
+      expect(readdirSync(orig).filter((f) => f.startsWith('checkpoint-'))).toEqual(['checkpoint-1', 'checkpoint-2']);
+
+      // one checkpoint-<step> copied into another directory: its parent is the run directory
+      const lone = newDir();
+      mkdirSync(lone);
+      cpSync(join(orig, 'checkpoint-2'), join(lone, 'checkpoint-2'), { recursive: true });
+      expect((await quietly(() => cli(['--resume', join(lone, 'checkpoint-2')]))).value).toBe(0);
+      expect(readFileSync(join(lone, 'model.safetensors')).equals(refModel)).toBe(true);
+      expect(existsSync(join(orig, 'model.safetensors'))).toBe(false);
+
+      // a checkpoint under another name has no run directory: --out is needed
+      const cp = join(tmp, `cp${dirCount++}`);
+      cpSync(join(orig, 'checkpoint-2'), cp, { recursive: true });
+      expect(await refused(['--resume', cp])).toBe(`${cp}: a checkpoint outside its run directory (the name is not checkpoint-<step>); give --out for the run directory`);
+      const into = newDir();
+      expect((await quietly(() => cli(['--resume', cp, '--out', into]))).value).toBe(0);
+      expect(readFileSync(join(into, 'model.safetensors')).equals(refModel)).toBe(true);
+
+      // the run moved: the old path is not recreated
+      const moved = newDir();
+      renameSync(orig, moved);
+      expect((await quietly(() => cli(['--resume', moved]))).value).toBe(0);
+      expect(existsSync(orig)).toBe(false);
+      expect(readFileSync(join(moved, 'model.safetensors')).equals(refModel)).toBe(true);
+    });
+
+    it('the log follows the run directory unless --log is given', async () => {
+      const saved = { out: 'runs/a', log: 'runs/a/logs/x.jsonl' } as TrainArgs;
+      const resumeOf = (dir: string, args: Partial<TrainArgs>) =>
+        ({ dir, runDir: dir.replace(/\/checkpoint-\d+$/, ''), optimizer: new Map(), state: { args: { ...saved, ...args } } }) as unknown as Parameters<typeof resolveTrainArgs>[2];
+      const base = { data: 'd', model: 'm' };
+      let p = await parse(['--resume', 'runs/b']);
+      expect(resolveTrainArgs(p.opts, p.explicit, resumeOf('runs/b/checkpoint-3', base))).toMatchObject({ out: 'runs/b', log: join('runs/b', 'logs/x.jsonl') });
+      // a log outside the run directory: kept when resuming in place, else OUT/train_log.jsonl
+      const outside = { ...base, log: '/var/log/x.jsonl' };
+      p = await parse(['--resume', 'runs/a']);
+      expect(resolveTrainArgs(p.opts, p.explicit, resumeOf('runs/a/checkpoint-3', outside))).toMatchObject({ out: 'runs/a', log: '/var/log/x.jsonl' });
+      p = await parse(['--resume', 'runs/b']);
+      expect(resolveTrainArgs(p.opts, p.explicit, resumeOf('runs/b/checkpoint-3', outside))).toMatchObject({ out: 'runs/b', log: join('runs/b', 'train_log.jsonl') });
+      p = await parse(['--resume', 'runs/b', '--log', 'l.jsonl']);
+      expect(resolveTrainArgs(p.opts, p.explicit, resumeOf('runs/b/checkpoint-3', base))).toMatchObject({ out: 'runs/b', log: 'l.jsonl' });
+    });
+  });
+
+  describe('every path is checked before the GPU starts (issue 9, item 6)', () => {
+    it('--out a file or under a file, a missing or unreadable input: one line each, nothing created', async () => {
+      const file = join(tmp, 'a-file');
+      writeFileSync(file, 'x');
+      const data = dataFile();
+      expect(await refused(['--data', data, '--out', file, ...QUICK])).toBe(`${file}: is a file (--out needs a run directory)`);
+      expect(await refused(['--data', data, '--out', join(file, 'sub', 'run'), ...QUICK])).toBe(`${join(file, 'sub', 'run')}: cannot be created, ${file} is a file (--out)`);
+      const out = newDir();
+      expect(await refused(['--data', join(tmp, 'nope.jsonl'), '--out', out, ...QUICK])).toBe(`${join(tmp, 'nope.jsonl')}: no such file (--data)`);
+      expect(await refused(['--data', tmp, '--out', out, ...QUICK])).toBe(`${tmp}: is a directory (--data needs a prompted JSON/JSONL file)`);
+      expect(await refused(['--data', data, '--model', join(tmp, 'nope'), '--out', out, ...QUICK])).toBe(`${join(tmp, 'nope')}: no such model directory (--model)`);
+      expect(await refused(['--data', data, '--model', file, '--out', out, ...QUICK])).toBe(`${file}: is a file (--model needs an HF model directory)`);
+      expect(await refused(['--data', data, '--out', out, '--log', tmp, ...QUICK])).toBe(`${tmp}: is a directory (--log needs a file)`);
+      expect(await refused(['--data', data, '--out', out, '--log', join(file, 'log.jsonl'), ...QUICK])).toBe(`${join(file, 'log.jsonl')}: cannot be created, ${file} is a file (--log)`);
+      expect(await refused(['--resume', join(tmp, 'nope')])).toBe(`${join(tmp, 'nope')}: no such checkpoint directory`);
+      expect(await refused(['--resume', file])).toBe(`${file}: is a file (--resume needs a checkpoint or run directory)`);
+      expect(existsSync(out)).toBe(false);
+    });
+
+    it('a resumed run whose --data moved names the checkpoint\'s path', async () => {
+      const out = newDir();
+      const data = join(tmp, 'moving.jsonl');
+      cpSync(dataFile(), data);
+      expect((await quietly(() => cli(['--data', data, '--out', out, ...QUICK, '--epochs', '3'], 2))).value).toBe(130);
+      rmSync(data);
+      expect(await refused(['--resume', out])).toBe(`${data}: no such file (--data, from the checkpoint's arguments: give --data)`);
+    });
+  });
+
+  describe('input errors come before notes about settings (issue 9, item 15)', () => {
+    it('a missing data file is the only line; the --max-len clamp is said once, after the data is read', async () => {
+      const r = await quietly(() => cli(['--data', join(tmp, 'gone.jsonl'), '--out', newDir()]));
+      expect(r.error?.message).toBe(`${join(tmp, 'gone.jsonl')}: no such file (--data)`);
+      expect(r.said).toEqual([]);
+      const bad = join(tmp, 'bad2.jsonl');
+      writeFileSync(bad, '{not json\n');
+      const b = await quietly(() => cli(['--data', bad, '--out', newDir()]));
+      expect(b.error).toBeInstanceOf(UserError);
+      expect(b.said).toEqual([]);
+      const ok = await quietly(() => cli(['--data', dataFile(), '--out', newDir(), '--epochs', '1', '--eval-ratio', '0']));
+      expect(ok.value).toBe(0);
+      const clamp = ok.said.filter((m) => m.includes('max_position_embeddings'));
+      expect(clamp).toEqual(['wgpu-char: --max-len 2048 (the default) exceeds the max_position_embeddings 512 of weights/tiny: using 512']);
+      const summary = ok.said.findIndex((m) => m.includes('14 samples:'));
+      expect(summary).toBeGreaterThan(0);
+      expect(ok.said.indexOf(clamp[0])).toBeLessThan(summary);
+    });
+
+    it('the help shows each default once', async () => {
+      const program = new Command();
+      registerTrainCommand(program);
+      const help = program.commands.find((c) => c.name() === 'train')!.helpInformation();
+      expect(help).not.toMatch(/\(default\)/);
+      expect(help).not.toMatch(/\(default[^)]*\)\s*\(default/);
+      expect(help).toContain('--overwrite');
+      expect(help).toContain('--save-total-limit <n>');
+    });
   });
 });
 
@@ -230,6 +485,37 @@ describe('Ctrl-C', () => {
     const a = await engine.exportWeights(), b = await refEngine.exportWeights();
     for (const [k, t] of b) expect(Buffer.from(a.get(k)!.data.buffer).equals(Buffer.from(t.data.buffer))).toBe(true);
   }, 60_000);
+});
+
+describe('a signal before training starts (while the GPU engine is built) (issue 9, item 1)', () => {
+  for (const [signal, code] of [['SIGTERM', 143], ['SIGINT', 130]] as const) {
+    it(`${signal}: exits ${code} at once and frees the run directory's lock`, async () => {
+      const out = join(tmp, `early-${signal}`);
+      const data = join(tmp, 'early.jsonl');
+      writeFileSync(data, JSON.stringify({ prompt: 'Man (speaking): hi<|eot|>\n', output: 'Beethoven (speaking): hello<|eot|>' }) + '\n');
+      const url = (p: string) => pathToFileURL(resolve(p)).href;
+      const script = join(tmp, `early-${signal}.mts`);
+      const opts = { ...runArgs(out), data, maxLen: 100, evalRatio: 0, saveSteps: 0, saveTotalLimit: 0, progressEvery: 10 };
+      writeFileSync(script, `
+        import { runTrainCommand } from ${JSON.stringify(url('src/train/run.ts'))};
+        const loader = async () => ({ TrainStep: { create: async () => {
+          process.stdout.write('creating\\n');
+          return new Promise(() => setInterval(() => {}, 1000)); // a GPU start-up that never ends
+        } } });
+        await runTrainCommand(${JSON.stringify(opts)}, () => true, loader);
+      `);
+      const child = spawn(process.execPath, ['--import', 'tsx', script], { cwd: process.cwd(), stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '', stderr = '';
+      child.stdout.on('data', (d: Buffer) => {
+        stdout += d.toString();
+        if (stdout.includes('creating')) child.kill(signal);
+      });
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const exit = await new Promise<number | null>((res) => child.on('exit', (c) => res(c)));
+      expect({ exit, stderr }).toMatchObject({ exit: code, stderr: expect.stringContaining(`wgpu-char: ${signal}: stopped without saving\n`) });
+      expect(existsSync(join(out, '.train.lock'))).toBe(false);
+    }, 60_000);
+  }
 });
 
 function runArgs(out: string): TrainArgs {

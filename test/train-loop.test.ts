@@ -56,6 +56,11 @@ async function run(a: TrainArgs, o: RunOpts = {}) {
   return { engine, trainer, result };
 }
 
+/** The steps of the checkpoint-<step> directories in `out`, ascending. */
+function checkpointSteps(out: string): number[] {
+  return readdirSync(out).map((f) => /^checkpoint-(\d+)$/.exec(f)).filter((m) => m !== null).map((m) => Number(m[1])).sort((x, y) => x - y);
+}
+
 const TIMING = new Set(['tokens_per_s', 'elapsed_s']);
 function logLines(file: string): Record<string, number>[] {
   return readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
@@ -254,13 +259,55 @@ describe('checkpoints and resume', () => {
     const r = await run(args(ref));
     const o = newOut();
     await run(args(o, { saveSteps: 2 }));
-    // 9 steps (3 per epoch): checkpoints at 2, 4, 6 and 8, none at the end (the final model is OUT itself).
-    expect(existsSync(join(o, 'checkpoint-2')) && existsSync(join(o, 'checkpoint-4')) && existsSync(join(o, 'checkpoint-8'))).toBe(true);
-    expect(existsSync(join(o, 'checkpoint-9'))).toBe(false);
+    // 9 steps (3 per epoch): checkpoints at 2, 4, 6 (an epoch's last step) and 8.
+    expect(checkpointSteps(o)).toEqual([2, 4, 6, 8]);
     const resumed = newOut();
     const second = await run(args(resumed, { saveSteps: 2 }), { resumeFrom: join(o, 'checkpoint-4') });
     expect(second.engine.calls.map((c) => c.step)).toEqual([5, 6, 7, 8, 9]);
     expect(bytesOf(await second.engine.exportWeights())).toEqual(bytesOf(await r.engine.exportWeights()));
+  });
+
+  it('--save-steps saves every multiple of N, also a step that ends an epoch and the last step (issue 9, item 4)', async () => {
+    const o = newOut();
+    await run(args(o, { saveSteps: 3 })); // 3 steps per epoch: every save step ends an epoch, step 9 ends the run
+    expect(checkpointSteps(o)).toEqual([3, 6, 9]);
+    // the epoch-end save comes after the epoch's eval: the same state as --save-every-epoch's
+    const every = newOut();
+    await run(args(every, { saveEveryEpoch: true }));
+    for (const step of [3, 6, 9]) {
+      const x = readCheckpoint(join(o, `checkpoint-${step}`)).state, y = readCheckpoint(join(every, `checkpoint-${step}`)).state;
+      const norm = (s: typeof x) => ({ ...s, args: { ...s.args, out: '', log: '', saveSteps: 0, saveEveryEpoch: false }, train_seconds: 0, log_history: stripTiming(s.log_history) });
+      expect(norm(x)).toEqual(norm(y));
+    }
+    // both options on the same step: one save
+    const both = newOut();
+    let commits = 0;
+    await run(args(both, { saveSteps: 3, saveEveryEpoch: true }), { hooks: { beforeCommit: () => { commits++; } } });
+    expect(commits).toBe(3);
+    // the issue's case: one sample, one step per epoch, --max-steps 2 --epochs 2 --save-steps 1
+    const one = newOut();
+    await run(args(one, { saveSteps: 1, epochs: 2, maxSteps: 2, evalRatio: 0 }), { data: synthData(1, 0) });
+    expect(checkpointSteps(one)).toEqual([1, 2]);
+    // resuming from the epoch-end one gives the uninterrupted result
+    const resumed = await run(args(newOut(), { saveSteps: 3 }), { resumeFrom: join(o, 'checkpoint-3') });
+    expect(bytesOf(await resumed.engine.exportWeights())).toEqual(bytesOf(await (await run(args(newOut()))).engine.exportWeights()));
+  });
+
+  it('--save-total-limit keeps the newest N checkpoints, never the one resumed from (issue 9, item 16)', async () => {
+    const o = newOut();
+    await run(args(o, { saveSteps: 1, saveTotalLimit: 2 }), { stopAt: 5 });
+    expect(checkpointSteps(o)).toEqual([4, 5]);
+    expect(readCheckpoint(o).state.args.saveTotalLimit).toBe(2);
+    // resumed from checkpoint-4 with a limit of 1: checkpoint-4 stays, the others rotate
+    await run(args(o, { saveSteps: 1, saveTotalLimit: 1 }), { resumeFrom: join(o, 'checkpoint-4'), stopAt: 7 });
+    expect(checkpointSteps(o)).toEqual([4, 7]);
+    await run(args(o, { saveSteps: 1, saveTotalLimit: 1 }), { resumeFrom: o });
+    expect(checkpointSteps(o)).toEqual([7, 9]);
+    // 0 (the default): keep all
+    const all = newOut();
+    await run(args(all, { saveSteps: 2, saveTotalLimit: 0 }));
+    expect(checkpointSteps(all)).toEqual([2, 4, 6, 8]);
+    expect(readdirSync(o).filter((f) => f.includes('.tmp') || f.includes('.old'))).toEqual([]);
   });
 
   it('a mid-epoch checkpoint records the position and the order of its epoch', async () => {
@@ -280,7 +327,7 @@ describe('checkpoints and resume', () => {
     await expect(run(args(o, { seed: 1, batchSize: 3 }), { resumeFrom: o })).rejects.toThrow(UserError);
     await expect(run(args(o), { resumeFrom: o, data: synthData(23, 4, 6) })).rejects.toThrow(/data differs/);
     // a fresh run does not silently mix with an earlier run's checkpoints
-    await expect(run(args(o))).rejects.toThrow(/already holds checkpoint-2.*--resume/);
+    await expect(run(args(o))).rejects.toThrow(/already holds .*checkpoint-2.*--resume/);
     // allowed: non-trajectory settings (here: gradient checkpointing off)
     const ok = await run(args(o, { checkpointing: false }), { resumeFrom: o });
     expect(ok.result.step).toBe(9);

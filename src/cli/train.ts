@@ -6,8 +6,10 @@
  *   wgpu-char train --data prompted_Beethoven.jsonl --model weights/llama-7b --out runs/beethoven
  *   wgpu-char train --resume runs/beethoven            (latest checkpoint; or name a checkpoint-<step> dir)
  *
- * Exit codes: 0 done, 1 user error, 130 stopped by Ctrl-C after saving a checkpoint.
- * The run itself is src/train/run.ts.
+ * The run directory is locked while a run owns it (OUT/.train.lock); one holding a run is refused
+ * unless --resume or --overwrite (src/train/rundir.ts says what --overwrite removes).
+ * Exit codes: 0 done, 1 user error (a bad input, a locked directory, a full disk), 130 stopped by
+ * Ctrl-C after saving a checkpoint. The run itself is src/train/run.ts.
  */
 import type { Command } from 'commander';
 import type { TrainCliOptions } from '../train/run.ts';
@@ -35,11 +37,13 @@ export function register(program: Command): void {
     .addOption(choiceOption('--lr-scheduler <kind>', 'learning-rate schedule after warmup', ['cosine', 'constant'], 'cosine'))
     .addOption(numberOption('--max-grad-norm <n>', 'clip the global gradient norm to this', { min: 0, minExclusive: true }, 1.0))
     .addOption(dtypeOption('weights in the forward/backward: bf16 (f32 masters and accumulation) or f32'))
-    .option('--checkpointing', 'gradient checkpointing: recompute activations in the backward (default)', true)
+    .option('--checkpointing', 'gradient checkpointing: recompute activations in the backward', true)
     .option('--no-checkpointing', 'keep all activations (more memory, faster)')
     .option('--save-every-epoch', 'write OUT/checkpoint-<step>/ at the end of every epoch', false)
-    .addOption(integerOption('--save-steps <n>', 'also write OUT/checkpoint-<step>/ every n optimizer steps (0 = never)', { min: 0 }, 0))
-    .option('--resume <dir>', 'continue exactly from a checkpoint-<step> directory, or from the latest one in a run directory')
+    .addOption(integerOption('--save-steps <n>', 'also write OUT/checkpoint-<step>/ at every multiple of n optimizer steps (0 = never)', { min: 0 }, 0))
+    .addOption(integerOption('--save-total-limit <n>', 'after each save, remove the oldest checkpoint-<step>/ beyond n (never the one resumed from; 0 = keep all)', { min: 0 }, 0))
+    .option('--resume <dir>', 'continue exactly from a checkpoint-<step> directory, or from the latest one in a run directory; writes into that run directory (or --out)')
+    .option('--overwrite', 'replace the run already in --out: its model, log, loss.svg, eval_data.jsonl and checkpoints are removed (once every input is checked); other files stay')
     .addOption(integerOption('--progress-every <n>', 'when stderr is not a TTY, print the progress line every n steps', { min: 1 }, 10))
     .action(async (opts: TrainCliOptions, cmd: Command) => {
       const { runTrainCommand } = await import('../train/run.ts');

@@ -27,7 +27,7 @@ import { UserError } from '../errors.ts';
 import type { LlamaConfig } from '../model/config.ts';
 import { saveLlamaCheckpointCpu } from '../formats/hf-checkpoint.ts';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors.ts';
-import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
+import { asDiskFull, DiskFullError, tempPathFor, writeFileAtomic } from '../util/atomic.ts';
 import { MASTER_PREFIX, type TensorMapF32 } from './engine.ts';
 import { STATE_FORMAT, STATE_VERSION, type TrainerState } from './state.ts';
 
@@ -105,16 +105,28 @@ function optimizerTensors(c: CheckpointContents): TensorToWrite[] {
 export async function writeCheckpoint(dir: string, c: CheckpointContents, hooks: CheckpointHooks = {}): Promise<void> {
   const finalDir = path.resolve(dir);
   const parent = path.dirname(finalDir);
-  mkdirSync(parent, { recursive: true });
+  // A full disk is reported with the file's name in `dir` (as given), never the temp directory's.
+  let writing = dir;
+  try {
+    mkdirSync(parent, { recursive: true });
+  } catch (e) {
+    throw asDiskFull(e, dir);
+  }
   const tmp = tempPathFor(finalDir);
   rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp);
   try {
+    mkdirSync(tmp);
+    writing = path.join(dir, 'model.safetensors');
     await saveLlamaCheckpointCpu(tmp, c.cfg, c.weights, c.dtype);
+    writing = path.join(dir, TOKENIZER_FILES[0]);
     copyTokenizerFiles(c.tokenizerDir, tmp, false);
+    writing = path.join(dir, OPTIMIZER_FILE);
     await writeSafetensors(path.join(tmp, OPTIMIZER_FILE), optimizerTensors(c), { content: 'wgpu-char optimizer state' });
+    writing = path.join(dir, LOSS_SVG_FILE);
     writeFileAtomic(path.join(tmp, LOSS_SVG_FILE), c.lossSvg);
+    writing = path.join(dir, TRAINER_STATE_FILE);
     writeFileAtomic(path.join(tmp, TRAINER_STATE_FILE), JSON.stringify(c.state, null, 1) + '\n');
+    writing = dir;
     fsyncDir(tmp);
     await hooks.beforeCommit?.(tmp);
     let aside: string | null = null;
@@ -128,7 +140,9 @@ export async function writeCheckpoint(dir: string, c: CheckpointContents, hooks:
     if (aside) rmSync(aside, { recursive: true, force: true });
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    throw e;
+    // measured after the partial checkpoint is removed: the space there is to work with
+    const named = e instanceof DiskFullError && e.file.startsWith(tmp + path.sep) ? path.join(dir, path.relative(tmp, e.file)) : writing;
+    throw asDiskFull(e, named);
   }
 }
 
@@ -160,6 +174,7 @@ export function listCheckpoints(out: string): { dir: string; step: number }[] {
  */
 export function readCheckpoint(dir: string): LoadedCheckpoint {
   if (!existsSync(dir)) throw new UserError(`${dir}: no such checkpoint directory`);
+  if (!statSync(dir).isDirectory()) throw new UserError(`${dir}: is a file (--resume needs a checkpoint or run directory)`);
   let ckpt = dir;
   if (!existsSync(path.join(dir, TRAINER_STATE_FILE))) {
     const all = listCheckpoints(dir);
@@ -198,10 +213,36 @@ export function readCheckpoint(dir: string): LoadedCheckpoint {
 
 /** Writes the final model into `out` itself (config.json, model.safetensors, tokenizer files, loss.svg), each file atomically. */
 export async function writeFinalModel(out: string, c: Pick<CheckpointContents, 'cfg' | 'dtype' | 'weights' | 'tokenizerDir' | 'lossSvg'>): Promise<void> {
-  mkdirSync(out, { recursive: true });
-  await saveLlamaCheckpointCpu(out, c.cfg, c.weights, c.dtype);
+  try {
+    mkdirSync(out, { recursive: true });
+    await saveLlamaCheckpointCpu(out, c.cfg, c.weights, c.dtype);
+  } catch (e) {
+    throw e instanceof DiskFullError ? e : asDiskFull(e, path.join(out, 'model.safetensors'));
+  }
   copyTokenizerFiles(c.tokenizerDir, out, true);
   writeFileAtomic(path.join(out, LOSS_SVG_FILE), c.lossSvg);
+}
+
+/**
+ * --save-total-limit: removes the oldest checkpoint-<step> directories of `out` until `limit`
+ * remain, never one in `keep` (the checkpoint a run resumed from). Each goes through a rename to
+ * a `.tmp` name first, so a crash mid-removal leaves nothing that reads as a checkpoint (and
+ * `removeStaleTemps` finishes the job). Returns the names removed, oldest first.
+ */
+export function removeOldCheckpoints(out: string, limit: number, keep: readonly string[] = []): string[] {
+  if (!(limit > 0)) return [];
+  const kept = new Set(keep.map((k) => path.resolve(k)));
+  const all = listCheckpoints(out);
+  const removed: string[] = [];
+  for (const c of all.slice(0, Math.max(0, all.length - limit))) {
+    if (kept.has(path.resolve(c.dir))) continue;
+    const doomed = tempPathFor(path.resolve(c.dir));
+    rmSync(doomed, { recursive: true, force: true });
+    renameSync(c.dir, doomed);
+    rmSync(doomed, { recursive: true, force: true });
+    removed.push(path.basename(c.dir));
+  }
+  return removed;
 }
 
 function pidAlive(pid: number): boolean {

@@ -3,19 +3,20 @@
  * fresh or resumed from a checkpoint, loads and splits the data, builds the GPU engine, trains and
  * prints the summary. No GPU code loads until the engine is built.
  */
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { writeFileAtomic } from '../util/atomic.ts';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { loadLlamaConfig } from '../formats/hf-checkpoint.ts';
 import { type LlamaConfig } from '../model/config.ts';
-import { readCheckpoint, type LoadedCheckpoint } from './checkpoint.ts';
+import { listCheckpoints, readCheckpoint, type LoadedCheckpoint } from './checkpoint.ts';
 import { dataFingerprint, describeSkipped, loadTrainData, planEpoch, planRun, splitTrainEval } from './data.ts';
 import type { TrainEngine } from './engine.ts';
 import { Progress } from './progress.ts';
 import type { TrainStepOptions } from './step.ts';
 import type { TrainArgs } from './state.ts';
 import { formatSummary, installSigintHandler, Trainer, type StopFlag } from './trainer.ts';
+import { checkOverwriteSpares, checkRunDirFree, checkTrainPaths, EVAL_DATA_FILE, lockRunDir, LOG_FILE, removeRunFiles, runDirOfResume } from './rundir.ts';
 
 /** What `TrainStep.create` (src/train/step.ts, the GPU side) is called with (a type-only import: no GPU code loads here). */
 export type TrainStepCreateOptions = TrainStepOptions;
@@ -25,20 +26,25 @@ export interface TrainStepModule {
 
 /** Option values as commander gives them (`data`, `out`, `log`, `resume` may be absent). */
 export type TrainCliOptions = Omit<TrainArgs, 'data' | 'out' | 'log'> & {
-  data?: string; out?: string; log?: string; resume?: string; progressEvery: number;
+  data?: string; out?: string; log?: string; resume?: string; overwrite?: boolean; progressEvery: number;
 };
 
 const ARG_KEYS: readonly (keyof TrainArgs)[] = [
   'data', 'model', 'out', 'log', 'maxLen', 'evalRatio', 'seed', 'shuffle', 'batchSize', 'gradAccum', 'epochs', 'maxSteps',
   'lr', 'weightDecay', 'warmupRatio', 'lrScheduler', 'maxGradNorm', 'dtype', 'checkpointing', 'saveEveryEpoch',
-  'saveSteps',
+  'saveSteps', 'saveTotalLimit',
 ];
 
 /**
  * The run's arguments. Fresh run: the options. Resume: the checkpoint's arguments, overridden by
  * every option given explicitly on the command line (`explicit(key)`); the trainer then refuses
- * overrides that would change the trajectory. --log defaults to OUT/train_log.jsonl (on resume
- * into the same OUT, to the checkpoint's log).
+ * overrides that would change the trajectory. --log defaults to OUT/train_log.jsonl.
+ *
+ * On resume, OUT is --out if given, else the run directory --resume names (the directory itself,
+ * or the parent of the checkpoint-<step> directory given): never the path stored in the
+ * checkpoint, so a copied or moved run writes where it is now. The log then follows OUT: the
+ * checkpoint's log path when resuming in place, the same path relative to OUT when the log lay
+ * inside the old run directory, else OUT/train_log.jsonl.
  */
 export function resolveTrainArgs(opts: TrainCliOptions, explicit: (key: string) => boolean, resume?: LoadedCheckpoint): TrainArgs {
   const merged: Record<string, unknown> = {};
@@ -46,8 +52,25 @@ export function resolveTrainArgs(opts: TrainCliOptions, explicit: (key: string) 
     const fromCli = (opts as Record<string, unknown>)[k];
     merged[k] = resume && !explicit(k) ? resume.state.args[k] : fromCli;
   }
-  if (resume && !explicit('out') && !explicit('log')) merged.log = resume.state.args.log;
-  else merged.log = opts.log ?? path.join(merged.out as string ?? '.', 'train_log.jsonl');
+  if (resume) {
+    const saved = resume.state.args;
+    if (!explicit('out')) {
+      const given = opts.resume ?? resume.dir;
+      const runDir = runDirOfResume(given, resume.dir);
+      if (runDir === null) throw new UserError(`${given}: a checkpoint outside its run directory (the name is not checkpoint-<step>); give --out for the run directory`);
+      merged.out = runDir;
+    }
+    const out = merged.out as string;
+    if (explicit('log')) merged.log = opts.log;
+    else if (explicit('out') || typeof saved.out !== 'string' || typeof saved.log !== 'string') merged.log = path.join(out, LOG_FILE);
+    else if (path.resolve(out) === path.resolve(saved.out)) merged.log = saved.log;
+    else {
+      const rel = path.relative(path.resolve(saved.out), path.resolve(saved.log));
+      merged.log = rel !== '' && !rel.startsWith('..') && !path.isAbsolute(rel) ? path.join(out, rel) : path.join(out, LOG_FILE);
+    }
+  } else {
+    merged.log = opts.log ?? path.join(merged.out as string ?? '.', LOG_FILE);
+  }
   if (typeof merged.data !== 'string') throw new UserError('--data is required (a prompted JSON/JSONL file)');
   if (typeof merged.out !== 'string') throw new UserError('--out is required (the run directory)');
   return merged as unknown as TrainArgs;
@@ -65,20 +88,54 @@ export async function runTrainCommand(opts: TrainCliOptions, explicit: (key: str
   const resume = opts.resume ? readCheckpoint(opts.resume) : undefined;
   const args = resolveTrainArgs(opts, explicit, resume);
   const say = (s: string) => console.error(`wgpu-char: ${s}`);
+  const overwrite = opts.overwrite === true;
 
-  if (!existsSync(args.model)) throw new UserError(`${args.model}: no such model directory`);
+  // Every path first (nothing is read, created or started before), then the run directory's lock.
+  checkTrainPaths(args, (k) => resume !== undefined && !explicit(k));
   const tokPath = path.join(args.model, 'tokenizer.model');
   if (!existsSync(tokPath)) throw new UserError(`${tokPath}: missing (the model directory needs its sentencepiece tokenizer.model)`);
+  const release = lockRunDir(args.out, say);
+  // Until the trainer's own Ctrl-C handling starts (and SIGTERM throughout): stop at once. The
+  // exit frees the lock (its 'exit' listener); a checkpoint being written stays a temp directory
+  // that the next run removes.
+  const stopNow = (signal: NodeJS.Signals) => {
+    const last = listCheckpoints(args.out).at(-1);
+    say(`${signal}: stopped without saving${last ? `; continue from ${last.dir} with --resume ${args.out}` : ''}`);
+    process.exit(signal === 'SIGINT' ? 130 : 143);
+  };
+  process.on('SIGINT', stopNow);
+  process.on('SIGTERM', stopNow);
+  let failed = true;
+  try {
+    checkRunDirFree(args, { resumeDir: resume?.dir, overwrite });
+    if (overwrite) checkOverwriteSpares(args, resume?.dir);
+    const code = await trainLocked(opts, explicit, args, resume, overwrite, say, loadStep, () => process.off('SIGINT', stopNow));
+    failed = false;
+    return code;
+  } finally {
+    process.off('SIGINT', stopNow);
+    process.off('SIGTERM', stopNow);
+    release(failed);
+  }
+}
+
+/** The rest of `runTrainCommand`, with the run directory locked. */
+async function trainLocked(opts: TrainCliOptions, explicit: (key: string) => boolean, args: TrainArgs, resume: LoadedCheckpoint | undefined, overwrite: boolean,
+  say: (s: string) => void, loadStep: () => Promise<TrainStepModule>, dropEarlySigint: () => void): Promise<number> {
   const cfg = loadLlamaConfig(args.model);
   let maxLen = args.maxLen;
+  let clampNote: string | null = null;
   if (maxLen > cfg.max_position_embeddings) {
-    say(`--max-len ${maxLen} exceeds the model's max_position_embeddings ${cfg.max_position_embeddings}: using ${cfg.max_position_embeddings}`);
+    const origin = explicit('maxLen') ? '' : resume ? ' (the checkpoint\'s)' : ' (the default)';
+    clampNote = `--max-len ${maxLen}${origin} exceeds the max_position_embeddings ${cfg.max_position_embeddings} of ${args.model}: using ${cfg.max_position_embeddings}`;
     maxLen = cfg.max_position_embeddings;
   }
 
   const { Tokenizer } = await import('../data/tokenizer.ts');
-  const tok = await Tokenizer.load(tokPath);
+  const tok = await Tokenizer.load(path.join(args.model, 'tokenizer.model'));
   const loaded = loadTrainData(args.data, tok, maxLen);
+  // Said once the file has been read: an unreadable input is the only line a failed run prints.
+  if (clampNote) say(clampNote);
   const skippedLine = describeSkipped(loaded, args.data, maxLen);
   if (skippedLine) say(skippedLine);
   if (loaded.samples.length === 0) throw new UserError(`${args.data}: no sample fits --max-len ${maxLen}`);
@@ -92,10 +149,14 @@ export async function runTrainCommand(opts: TrainCliOptions, explicit: (key: str
     `${plan.leftover > 0 ? ` (the epoch's last step also takes the ${plan.leftover} leftover micro-batch${plan.leftover > 1 ? 'es' : ''})` : ''}` +
     `${plan.microBatches < args.gradAccum ? ` (fewer than --grad-accum: one step of ${plan.microBatches})` : ''}; ` +
     `${run.totalSteps} steps over ${run.epochs} epoch(s), warmup ${run.warmupSteps}, ${args.lrScheduler} to lr ${args.lr}`);
-  if (resume) say(`resuming ${resume.dir} at step ${resume.state.step}`);
+  if (resume) {
+    const from = resume.state.args.out;
+    const moved = typeof from === 'string' && path.resolve(from) !== path.resolve(args.out);
+    say(`resuming ${resume.dir} at step ${resume.state.step}${moved ? `, writing into ${args.out} (the checkpoint was written in ${from})` : ''}`);
+  }
 
   const data = { train, eval: evalSet, fingerprint: dataFingerprint([...train, ...evalSet]) };
-  Trainer.check({ args, data, resume }); // before the (slow) engine set-up
+  Trainer.check({ args, data, resume, overwrite }); // before the (slow) engine set-up
 
   const longest = Math.max(...train.map((s) => s.ids.length), ...evalSet.map((s) => s.ids.length));
   const mod = await loadStep();
@@ -111,11 +172,11 @@ export async function runTrainCommand(opts: TrainCliOptions, explicit: (key: str
     beta2: 0.999,
     eps: 1e-8,
   });
-  // Written once the model loaded, so a bad --model leaves OUT untouched.
-  if (evalSet.length > 0) {
-    // The held-out samples, so that `wgpu-char eval --data OUT/eval_data.jsonl --model OUT` reproduces the logged eval loss.
-    mkdirSync(args.out, { recursive: true });
-    writeFileAtomic(path.join(args.out, 'eval_data.jsonl'), split.eval.map((i) => JSON.stringify(loaded.texts[i]) + '\n').join(''));
+  // Written once the model loaded, so a bad --model leaves OUT untouched; --overwrite removes the
+  // earlier run's files only now, when every input has been read.
+  if (overwrite) {
+    const removed = removeRunFiles(args.out);
+    if (removed.length > 0) say(`${args.out}: --overwrite: removed the earlier run's ${removed.join(', ')}`);
   }
   const gpu = (engine as { gpu?: import('../gpu/device.ts').Gpu }).gpu; // absent in the tests' CPU fake
   if (gpu) {
@@ -125,6 +186,7 @@ export async function runTrainCommand(opts: TrainCliOptions, explicit: (key: str
 
   const progress = new Progress(process.stderr, opts.progressEvery);
   const stop: StopFlag = { requested: false };
+  dropEarlySigint();
   const uninstall = installSigintHandler(stop, {
     onFirst: () => progress.message('wgpu-char: Ctrl-C: finishing this step, then saving a checkpoint (Ctrl-C again quits without saving)'),
     onSecond: () => {
@@ -135,8 +197,12 @@ export async function runTrainCommand(opts: TrainCliOptions, explicit: (key: str
   });
   try {
     const trainer = await Trainer.create({
-      args, engine, cfg: engine.cfg, data, tokenizerDir: args.model, resume, progress, stop,
+      args, engine, cfg: engine.cfg, data, tokenizerDir: args.model, resume, progress, stop, overwrite,
     });
+    if (evalSet.length > 0) {
+      // The held-out samples, so that `wgpu-char eval --data OUT/eval_data.jsonl --model OUT` reproduces the logged eval loss.
+      writeFileAtomic(path.join(args.out, EVAL_DATA_FILE), split.eval.map((i) => JSON.stringify(loaded.texts[i]) + '\n').join(''));
+    }
     const result = await trainer.run();
     console.log(formatSummary(result, args.out));
     return result.interrupted ? 130 : 0;

@@ -32,6 +32,8 @@ export interface TrainArgs {
   saveEveryEpoch: boolean;
   /** --save-steps: also write OUT/checkpoint-<step>/ every this many optimizer steps (0 = never), so a long epoch can resume. */
   saveSteps?: number;
+  /** --save-total-limit: keep at most this many checkpoint-<step>/ in OUT, removing the oldest after each save, never the one resumed from (0 = all). */
+  saveTotalLimit?: number;
 }
 
 /** Arguments that change the trajectory: a resumed run must use the checkpoint's values. */

@@ -33,16 +33,17 @@ import path from 'node:path';
 import { UserError } from '../errors.ts';
 import type { LlamaConfig } from '../model/config.ts';
 import { lrAt, type Schedule } from '../optim/schedule.ts';
-import { appendLineDurable, writeFileAtomic } from '../util/atomic.ts';
+import { appendLineDurable, DiskFullError, writeFileAtomic } from '../util/atomic.ts';
 import { Rng } from '../util/random.ts';
 import { targetCount } from '../data/sft.ts';
 import {
-  LOSS_SVG_FILE, listCheckpoints, removeStaleTemps, writeCheckpoint, writeFinalModel,
+  LOSS_SVG_FILE, listCheckpoints, removeOldCheckpoints, removeStaleTemps, writeCheckpoint, writeFinalModel,
   type CheckpointHooks, type LoadedCheckpoint,
 } from './checkpoint.ts';
 import { epochOrder, microBatchesOfStep, orderRng, planEpoch, planRun, type EpochPlan } from './data.ts';
 import { MASTER_PREFIX, type MicroBatch, type TensorMapF32, type TokenizedSample, type TrainEngine } from './engine.ts';
 import { renderLossSvg } from './loss-svg.ts';
+import { checkRunDirFree } from './rundir.ts';
 import { formatDuration, Progress } from './progress.ts';
 import { newStateHeader, TRAJECTORY_KEYS, type LogEntry, type TrainArgs, type TrainerState } from './state.ts';
 
@@ -69,6 +70,8 @@ export interface TrainerOptions {
   now?: () => number;
   stop?: StopFlag;
   checkpointHooks?: CheckpointHooks;
+  /** --overwrite: a fresh run may write into an OUT holding another run (the CLI removes its files first). */
+  overwrite?: boolean;
 }
 
 export interface TrainResult {
@@ -128,10 +131,12 @@ export class Trainer {
 
   /**
    * The checks `create` makes before touching the engine (the CLI runs them before building it):
-   * a resume must have the checkpoint's trajectory arguments and data; a fresh run must not write
-   * into a directory holding an earlier run's checkpoints. UserError otherwise.
+   * a resume must have the checkpoint's trajectory arguments and data; a run must not write into a
+   * directory holding another run (rundir.ts: model, log or checkpoints; the resumed run's own
+   * directory aside) unless `overwrite`. UserError otherwise.
    */
-  static check(o: Pick<TrainerOptions, 'args' | 'data' | 'resume'>): void {
+  static check(o: Pick<TrainerOptions, 'args' | 'data' | 'resume' | 'overwrite'>): void {
+    checkRunDirFree(o.args, { resumeDir: o.resume?.dir, overwrite: o.overwrite });
     if (o.resume) {
       const s = o.resume.state;
       const diffs: string[] = [];
@@ -142,12 +147,6 @@ export class Trainer {
       if (s.data_fingerprint !== o.data.fingerprint || s.n_train !== o.data.train.length || s.n_eval !== o.data.eval.length) {
         throw new UserError(`${o.resume.dir}: the data differs from the checkpoint's (file, tokenizer or --max-len changed: ` +
           `${o.data.train.length}+${o.data.eval.length} samples now, ${s.n_train}+${s.n_eval} then)`);
-      }
-    } else {
-      const old = listCheckpoints(o.args.out);
-      if (old.length > 0) {
-        throw new UserError(`${o.args.out}: already holds ${path.basename(old[old.length - 1].dir)} from an earlier run; ` +
-          `continue it with --resume ${o.args.out}, or choose another --out`);
       }
     }
   }
@@ -170,8 +169,23 @@ export class Trainer {
     return this.st;
   }
 
-  /** Runs to the end (or to a stop request). */
+  /**
+   * Runs to the end (or to a stop request). A full disk ends the run with a DiskFullError that
+   * also names the last complete checkpoint, which stays intact.
+   */
   async run(): Promise<TrainResult> {
+    try {
+      return await this.runLoop();
+    } catch (e) {
+      if (!(e instanceof DiskFullError)) throw e;
+      const last = listCheckpoints(this.o.args.out).at(-1);
+      throw e.withNote(last
+        ? `the last complete checkpoint ${last.dir} is intact: free some space and continue with --resume ${this.o.args.out}`
+        : 'no checkpoint was written yet');
+    }
+  }
+
+  private async runLoop(): Promise<TrainResult> {
     const { args } = this.o;
     const st = this.st;
     const S = this.plan.stepsPerEpoch, total = this.schedule.totalSteps;
@@ -188,23 +202,30 @@ export class Trainer {
       while (st.step_in_epoch < S && st.step < total) {
         await this.trainOneStep();
         if (this.stop.requested && st.step < total) return this.interrupt();
-        const every = args.saveSteps ?? 0;
-        if (every > 0 && st.step % every === 0 && st.step_in_epoch < S && st.step < total) await this.saveCheckpoint();
+        // A save step that ends the epoch or the run is saved after that epoch's (or the final) eval, below.
+        if (this.saveStepDue() && st.step_in_epoch < S && st.step < total) await this.saveCheckpoint();
       }
       if (st.step_in_epoch < S) break; // --max-steps reached inside the epoch
       await this.evaluate();
       st.epoch++;
       st.step_in_epoch = 0;
       st.epoch_order = null;
-      if (args.saveEveryEpoch) await this.saveCheckpoint();
+      if (args.saveEveryEpoch || this.saveStepDue()) await this.saveCheckpoint();
       if (this.stop.requested && st.step < total) return this.interrupt();
     }
     if (this.o.data.eval.length > 0 && st.last_eval_step !== st.step) await this.evaluate();
+    if (this.saveStepDue() && this.lastCheckpointStep !== st.step) await this.saveCheckpoint();
 
     const weights = await this.o.engine.exportWeights();
     await writeFinalModel(args.out, { cfg: this.o.cfg, dtype: args.dtype, weights, tokenizerDir: this.o.tokenizerDir, lossSvg: this.lossSvg() });
     this.progress.finish();
     return this.result(false, null);
+  }
+
+  /** --save-steps N: the step just done is a multiple of N. */
+  private saveStepDue(): boolean {
+    const every = this.o.args.saveSteps ?? 0;
+    return every > 0 && this.st.step > 0 && this.st.step % every === 0;
   }
 
   private async trainOneStep(): Promise<void> {
@@ -289,6 +310,9 @@ export class Trainer {
     writeFileAtomic(path.join(args.out, LOSS_SVG_FILE), lossSvg);
     this.lastCheckpointStep = this.st.step;
     this.progress.message(`saved ${dir}`);
+    const limit = args.saveTotalLimit ?? 0;
+    const removed = removeOldCheckpoints(args.out, limit, [...(this.o.resume ? [this.o.resume.dir] : []), this.o.tokenizerDir]);
+    if (removed.length > 0) this.progress.message(`removed ${removed.join(', ')} (--save-total-limit ${limit})`);
     return dir;
   }
 

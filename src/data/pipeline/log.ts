@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, fstatSync, ftruncateSync, rmSync, writeFileSync } from 'node:fs';
-import { UserError } from '../../errors.ts';
+import { closeSync, existsSync, openSync, readFileSync, readSync, fstatSync, ftruncateSync } from 'node:fs';
 import { appendLineDurable } from '../../util/atomic.ts';
 import type { Usage } from './client.ts';
 
@@ -93,41 +92,4 @@ export function doneRecords(records: LogRecord[], currentSha: Map<string, string
 
 export function appendRecord(path: string, record: LogRecord): void {
   appendLineDurable(path, JSON.stringify(record));
-}
-
-/**
- * One run per output folder at a time: two processes appending to the same logs would each send
- * the same pending items. A lock left by a killed process (its pid is gone) is taken over.
- */
-export function acquireLock(lockPath: string): () => void {
-  const mine = String(process.pid);
-  for (let tries = 0; tries < 2; tries++) {
-    try {
-      writeFileSync(lockPath, mine, { flag: 'wx' });
-      return () => {
-        try {
-          if (readFileSync(lockPath, 'utf8') === mine) rmSync(lockPath, { force: true });
-        } catch {
-          // already gone
-        }
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-      const holder = Number(readFileSync(lockPath, 'utf8').trim());
-      if (Number.isInteger(holder) && holder > 0 && holder !== process.pid && isAlive(holder)) {
-        throw new UserError(`${lockPath}: another run (pid ${holder}) is writing to this folder; wait for it or stop it`);
-      }
-      rmSync(lockPath, { force: true });
-    }
-  }
-  throw new UserError(`${lockPath}: could not take the lock`);
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }

@@ -118,7 +118,7 @@ export async function runDataCommand(command: DataCommand, opts: DataCommandOpti
       return EXIT_SOME_FAILED;
     }
     return 0;
-  });
+  }, (pid) => io.stderr.write(`wgpu-char: ${outDir}: taking over the lock of pid ${pid}, which is no longer running\n`));
 }
 
 /**

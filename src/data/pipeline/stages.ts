@@ -5,7 +5,8 @@ import { writeFileAtomic } from '../../util/atomic.ts';
 import { fillMetaPrompt, PROTECTIVE_LOC_TIME, protectiveStatus, serializeTurns, type PromptedSample, type Turn } from '../prompted.ts';
 import { fillTemplate } from '../template.ts';
 import { CompletionClient, type GenerationSettings, type RetryPolicy } from './client.ts';
-import { acquireLock, type OkRecord } from './log.ts';
+import { type OkRecord } from './log.ts';
+import { acquireLockUntilExit } from '../../util/lock.ts';
 import { parseDialogue } from './parse-dialogue.ts';
 import { parseScenes, type Reject } from './parse-scenes.ts';
 import type { Profile } from './profile.ts';
@@ -101,16 +102,13 @@ export function loadCharacter(outDir: string): Profile {
   return { fullName: data.full_name, shortName: data.short_name, paragraphs: data.paragraphs };
 }
 
-/** Holds the folder's lock for the duration of `work`. */
-export async function withLock<T>(outDir: string, work: () => Promise<T>): Promise<T> {
+/** Holds the folder's lock (src/util/lock.ts, shared with `train`) for the duration of `work`. */
+export async function withLock<T>(outDir: string, work: () => Promise<T>, onTakeover?: (pid: number) => void): Promise<T> {
   mkdirSync(outDir, { recursive: true });
-  const release = acquireLock(join(outDir, FILES.lock));
-  // process.exit() (e.g. on Ctrl-C) skips `finally`, but still runs 'exit' listeners.
-  process.once('exit', release);
+  const release = acquireLockUntilExit(join(outDir, FILES.lock), { onTakeover });
   try {
     return await work();
   } finally {
-    process.off('exit', release);
     release();
   }
 }
