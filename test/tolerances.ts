@@ -137,4 +137,21 @@ export const PARITY = {
   logitsBf16: 2e-2,
   /** Mean next-token NLL vs PyTorch (f64): a mean of ~10 log-sum-exps of logits that agree to ~1e-6. */
   evalLossF32: 1e-5,
+  /**
+   * One layer at LLaMA-7B widths (test/llama7b.test.ts), f32 weights vs float64: dots of 4096 and
+   * 11008 terms in f32 (error ~√K·u relative, a few 1e-6), a 32000-way log-sum-exp.
+   */
+  b7LogitsF32: 1e-4,
+  /** The same with bf16-rounded weights vs float64 on the same rounded weights: only our f32 arithmetic differs. */
+  b7LogitsBf16: 1e-4,
+  /** LoRA step at 7B widths vs float64: the loss (a 4-target mean CE), relative. */
+  b7LoraLoss: 1e-5,
+  /** Its gradient norms (global and per LoRA tensor), relative: backward sums of up to 11008 f32 terms. */
+  b7LoraGrad: 1e-4,
+  /**
+   * The AdamW update at the probes, in units of lr: the first step moves each weight by
+   * lr·g/(|g| + ε)·(clip) minus decay, so a relative gradient error e moves it by ~e·lr where |g| ≫ ε
+   * (probes with |g| < 1e-6 are skipped).
+   */
+  b7LoraUpdate: 1e-3,
 };

@@ -36,7 +36,7 @@ import { padBatch, targetCount } from '../data/sft.ts';
 import { eosTokenIds, type LlamaConfig, type LlamaDims } from '../model/config.ts';
 import { loadLlamaConfig, openLlamaWeights, uploadLlamaWeights } from '../formats/hf-checkpoint.ts';
 import { LlamaModel, sequencesPerPass } from '../model/llama.ts';
-import { EMBED_TOKENS, FINAL_NORM, lmHeadName } from '../model/weights.ts';
+import { EMBED_TOKENS, FINAL_NORM, layerTensorNames, lmHeadName } from '../model/weights.ts';
 import {
   buildLayerBackward,
   buildLayerForward,
@@ -49,7 +49,8 @@ import {
 } from '../model/layer.ts';
 import { ParamBuffers } from '../model/param-buffers.ts';
 import type { ParamTable } from '../model/param-table.ts';
-import { adapterNames, LORA_MODULES, loraParamTable, loraScale, type LoraConfig } from '../model/lora.ts';
+import { adapterNames, LORA_MODULES, loraParamTable, loraScale, type LoraConfig, type LoraModule } from '../model/lora.ts';
+import { fillSynthetic, syntheticAdapter, syntheticBase } from '../model/synthetic.ts';
 import type { AdapterRefs, LoraScratch } from '../ops/lora.ts';
 import { dropoutCallKey } from '../ops/dropout.ts';
 import { Rng } from '../util/random.ts';
@@ -64,7 +65,10 @@ import { AdamW } from '../optim/adamw.ts';
 import type { MicroBatch, StepResult, TrainEngine } from './engine.ts';
 
 export interface TrainStepOptions {
+  /** The HF checkpoint to start from ('' with `synthetic`). */
   modelDir: string;
+  /** Instead of a checkpoint: weights generated on the GPU from a seed (src/model/synthetic.ts), for tests and benchmarks at sizes no file is committed for. */
+  synthetic?: { config: LlamaConfig; seed: number };
   dtype: 'bf16' | 'f32';
   /** Longest sample (tokens) the run will see: activations are sized for maxBatch × maxLen. */
   maxLen: number;
@@ -84,7 +88,7 @@ export interface TrainStepOptions {
    * (PEFT names, f32), else A ~ kaiming-uniform (bound 1/√in, from `seed`) and B = 0, as PEFT.
    * `seed` also keys the dropout masks.
    */
-  lora?: { config: LoraConfig; seed: number; initial?: ReadonlyMap<string, Float32Array> };
+  lora?: { config: LoraConfig; seed: number; initial?: ReadonlyMap<string, Float32Array> | 'synthetic' };
 }
 
 /** Activations of one layer (shared by all layers with checkpointing): a layer's buffers minus its input and output. */
@@ -139,13 +143,15 @@ export class TrainStep implements TrainEngine {
   }
 
   private static async build(gpu: Gpu, opts: TrainStepOptions): Promise<TrainStep> {
-    const cfg = loadLlamaConfig(opts.modelDir);
+    const synthetic = opts.synthetic;
+    if (synthetic && opts.modelDir !== '') throw new Error('TrainStep: give modelDir or synthetic, not both');
+    const cfg = synthetic ? synthetic.config : loadLlamaConfig(opts.modelDir);
     if (opts.maxLen > cfg.max_position_embeddings) {
       throw new UserError(`--max-len ${opts.maxLen} exceeds the model's max_position_embeddings ${cfg.max_position_embeddings}`);
     }
     const bindingLimit = Math.min(gpu.maxBindingBytes, opts.bindingLimit ?? Infinity);
     const lora = opts.lora;
-    const st = openLlamaWeights(opts.modelDir, cfg);
+    const st = synthetic ? null : openLlamaWeights(opts.modelDir, cfg);
     let model: LlamaModel;
     let master: ParamBuffers;
     try {
@@ -154,14 +160,24 @@ export class TrainStep implements TrainEngine {
       // (rounded from the checkpoint as AdamW will round the updated masters). A LoRA base is frozen:
       // its weights only.
       master = lora ? model.weights : opts.dtype === 'f32' ? model.weights : new ParamBuffers(gpu, model.table, 'f32', 'master');
-      uploadLlamaWeights(st, cfg, [master, model.weights]);
+      if (st) uploadLlamaWeights(st, cfg, [master, model.weights]);
+      else {
+        const gens = syntheticBase(cfg, synthetic!.seed);
+        for (const target of new Set([master, model.weights])) await fillSynthetic(gpu, target, gens);
+      }
     } finally {
-      st.close();
+      st?.close();
     }
     const table = lora ? loraParamTable(cfg, lora.config, bindingLimit) : model.table;
     if (lora) {
       master = new ParamBuffers(gpu, table, 'f32', 'lora');
-      initAdapter(master, lora.seed, lora.initial);
+      if (lora.initial === 'synthetic') {
+        const gens = syntheticAdapter(cfg, lora.config, lora.seed, (layer, module) => {
+          const base = layerTensorNames(layer)[LORA_MODULES[module as LoraModule]];
+          return { ...adapterNames(base), in: model.table.get(base).cols };
+        });
+        await fillSynthetic(gpu, master, gens);
+      } else initAdapter(master, lora.seed, lora.initial);
     }
     const grads = new ParamBuffers(gpu, table, 'f32', 'grad');
     const m = new ParamBuffers(gpu, table, 'f32', 'adam.m');
