@@ -20,7 +20,8 @@ import { randomUUID } from 'node:crypto';
 import { ReplyText } from '../gen/chat-prompt.ts';
 import type { GenerateResult } from '../gen/generate.ts';
 import { readJsonObject, sendJson, type Exchange } from './http.ts';
-import { countTokens, parseChatRequest, parseCompletionRequest, parseTokenCheckRequest, type ChatRequest, type CompletionRequest } from './openai.ts';
+import { parseChatRequest, parseCompletionRequest, parseTokenCheckRequest, type ChatRequest, type CompletionRequest } from './openai.ts';
+import { countPromptTokens } from './prompt-length.ts';
 import type { Generate } from './scheduler.ts';
 import type { ServeApp } from './app.ts';
 import { EventStream } from './sse.ts';
@@ -39,7 +40,7 @@ function usageOf(results: readonly GenerateResult[]) {
 }
 
 export async function completions(app: ServeApp, ex: Exchange): Promise<string> {
-  const request = parseCompletionRequest(await readJsonObject(ex.req), app.modelNames, app.generator);
+  const request = await parseCompletionRequest(await readJsonObject(ex.req), app.modelNames, app.generator);
   const head = responseHead('cmpl', 'text_completion', request.model);
   return app.scheduler.run(ex.client, async (generate) => {
     const results = request.stream ? await streamCompletions(ex, request, head, generate) : await answerCompletions(ex, request, head, generate);
@@ -77,7 +78,7 @@ async function streamCompletions(ex: Exchange, request: CompletionRequest, head:
 }
 
 export async function chatCompletions(app: ServeApp, ex: Exchange): Promise<string> {
-  const request = parseChatRequest(await readJsonObject(ex.req), app.modelNames, app.generator, app.chatDefaults);
+  const request = await parseChatRequest(await readJsonObject(ex.req), app.modelNames, app.generator, app.chatDefaults);
   const head = responseHead('chatcmpl', 'chat.completion', request.model);
   return app.scheduler.run(ex.client, async (generate) => {
     const r = request.stream ? await streamChat(ex, request, { ...head, object: 'chat.completion.chunk' }, generate) : await answerChat(ex, request, head, generate);
@@ -113,10 +114,12 @@ async function streamChat(ex: Exchange, request: ChatRequest, chunkHead: Respons
 export async function tokenCheck(app: ServeApp, ex: Exchange): Promise<string> {
   const prompts = parseTokenCheckRequest(await readJsonObject(ex.req));
   const contextLength = app.generator.contextLength;
-  const answers = prompts.map(({ prompt, maxTokens }) => {
-    const tokenCount = countTokens(app.generator, prompt);
-    return { fits: tokenCount + maxTokens <= contextLength, tokenCount, contextLength };
-  });
+  // The exact counts are the answer, so every prompt is tokenised, however long (in yielding chunks).
+  const answers = [];
+  for (const { prompt, maxTokens } of prompts) {
+    const tokenCount = await countPromptTokens(app.generator.tokenizer, prompt);
+    answers.push({ fits: tokenCount + maxTokens <= contextLength, tokenCount, contextLength });
+  }
   sendJson(ex.res, 200, { prompts: answers });
   return '';
 }

@@ -11,8 +11,12 @@
  * repetition_penalty (FastChat's extension, HF semantics) and `seed` (our extension: the sampler's
  * seed; without it a random one is drawn, so only a seeded request is reproducible). Accepted and
  * ignored, as FastChat does: presence_penalty, frequency_penalty, user, suffix. Rejected: n != 1 (one
- * sequence per request), logprobs, best_of > 1, tools/functions. Prompt tokens (BOS included) plus
- * max_tokens must fit the context (40303).
+ * sequence per request), logprobs, best_of > 1, tools/functions.
+ *
+ * Prompt tokens (BOS included) plus max_tokens must fit the context (40303). A prompt is checked
+ * first against a bound from its length alone (prompt-length.ts: a huge prompt is refused without
+ * being tokenised) and then tokenised in chunks that leave the event loop free for other requests.
+ * A prompt of token ids is refused when it has more ids than the context holds, before decoding.
  */
 import { randomBytes } from 'node:crypto';
 import { EOT } from '../data/prompted.ts';
@@ -20,6 +24,7 @@ import { ChatPromptError, chatPromptFromClientChat, type CharacterSpec, type Cli
 import type { GenerateOptions, Generator } from '../gen/generate.ts';
 import { ApiError, ErrorCode } from './errors.ts';
 import type { Json } from './http.ts';
+import { countPromptTokens, maxUnitsPerToken, promptTokensAtLeast } from './prompt-length.ts';
 
 /** FastChat's defaults. Chat's max_tokens defaults to the rest of the context (the project's FastChat edit). */
 const DEFAULTS = { completionMaxTokens: 16, temperature: 0.7, topP: 1.0, n: 1, repetitionPenalty: 1.0, echo: false, stream: false } as const;
@@ -65,21 +70,27 @@ export interface ChatDefaults {
   userName?: string;
 }
 
-export function parseCompletionRequest(body: Json, modelNames: readonly string[], model: ModelLimits): CompletionRequest {
+/** Checks a completion request; async because its prompts are tokenised without blocking (see the file header). */
+export async function parseCompletionRequest(body: Json, modelNames: readonly string[], model: ModelLimits): Promise<CompletionRequest> {
   const common = parseCommonFields(body, modelNames);
-  const prompts = parsePrompts(body.prompt, model);
+  const prompts = parsePrompts(body.prompt);
   const echo = optBool(body, 'echo', DEFAULTS.echo);
   const maxTokens = common.maxTokens === undefined ? DEFAULTS.completionMaxTokens : common.maxTokens;
-  const jobs = prompts.map((prompt) => ({ prompt, maxNewTokens: resolveMaxTokens(model, prompt, maxTokens) }));
+  const jobs: PromptJob[] = [];
+  for (const p of prompts) {
+    const prompt = typeof p === 'string' ? p : decodePromptIds(p, model, maxTokens);
+    jobs.push({ prompt, maxNewTokens: await resolveMaxTokens(model, prompt, maxTokens) });
+  }
   // No default stop string: only EOS ends a raw completion early.
   return { ...common.request, generation: { ...common.generation, stop: common.stop, stopOnSpeakerTag: false }, jobs, echo };
 }
 
-export function parseChatRequest(body: Json, modelNames: readonly string[], model: ModelLimits, defaults: ChatDefaults): ChatRequest {
+/** Checks a chat request; async because its prompt is tokenised without blocking (see the file header). */
+export async function parseChatRequest(body: Json, modelNames: readonly string[], model: ModelLimits, defaults: ChatDefaults): Promise<ChatRequest> {
   const common = parseCommonFields(body, modelNames);
   if (body.messages === undefined || body.messages === null) throw typeError('messages', 'given');
   const { prompt, shortName } = buildChatCompletionPrompt(body.messages, body.character, defaults);
-  const job = { prompt, maxNewTokens: resolveMaxTokens(model, prompt, common.maxTokens ?? null) };
+  const job = { prompt, maxNewTokens: await resolveMaxTokens(model, prompt, common.maxTokens ?? null) };
   // The character's turn ends at EOT or where another speaker's tag starts a line, as in `wgpu-char chat`.
   const stop = [EOT, ...common.stop.filter((s) => s !== EOT)];
   return { ...common.request, generation: { ...common.generation, stop, stopOnSpeakerTag: true }, job, shortName };
@@ -160,24 +171,35 @@ function rejectUnsupported(body: Json): void {
   }
 }
 
-/** Completion prompts as texts: a string, strings, or token ids of the model's vocabulary. */
-function parsePrompts(v: unknown, model: ModelLimits): string[] {
+/** Completion prompts: a string, strings, or token ids (a list of ints, or of such lists), not decoded yet. */
+function parsePrompts(v: unknown): (string | number[])[] {
   const what = 'a string, a list of strings, or token ids';
-  const decode = (ids: unknown[]): string => {
-    if (!ids.every((x) => typeof x === 'number' && Number.isInteger(x))) throw typeError('prompt', what);
-    try {
-      return model.tokenizer.decode(ids as number[]);
-    } catch (e) {
-      throw outOfRange(`${(e as Error).message} - 'prompt'`);
-    }
+  const ids = (x: unknown[]): number[] => {
+    if (!x.every((id) => typeof id === 'number' && Number.isInteger(id))) throw typeError('prompt', what);
+    return x as number[];
   };
   if (v === undefined || v === null) throw typeError('prompt', 'given');
   if (typeof v === 'string') return [v];
   if (!Array.isArray(v) || v.length === 0) throw typeError('prompt', what);
   if (v.every((x) => typeof x === 'string')) return v as string[];
-  if (typeof v[0] === 'number') return [decode(v)];
-  if (v.every((x) => Array.isArray(x))) return v.map((x) => decode(x as unknown[]));
+  if (typeof v[0] === 'number') return [ids(v)];
+  if (v.every((x) => Array.isArray(x))) return v.map((x) => ids(x as unknown[]));
   throw typeError('prompt', what);
+}
+
+/**
+ * A prompt of token ids as text (the generator takes text and tokenises it again). More ids than the
+ * context holds with `maxTokens` (at least 1) is refused before decoding: as OpenAI counts, the
+ * prompt IS that many tokens, and it bounds the work (decoding 4 M ids held the event loop 1.5 s).
+ */
+function decodePromptIds(ids: number[], model: ModelLimits, maxTokens: number | null): string {
+  const m = maxTokens ?? 1;
+  if (ids.length + m > model.contextLength) throw contextOverflow(model.contextLength, `you requested at least ${ids.length + m} tokens (${ids.length} token ids in the prompt, ${m} in the completion)`);
+  try {
+    return model.tokenizer.decode(ids);
+  } catch (e) {
+    throw outOfRange(`${(e as Error).message} - 'prompt'`);
+  }
 }
 
 /**
@@ -243,23 +265,33 @@ function parseCharacter(v: unknown, field: string): CharacterSpec | undefined {
   return { name: o.name.trim(), full_name: (o.full_name as string) ?? undefined, location: (o.location as string) ?? undefined, status: (o.status as string) ?? undefined };
 }
 
-/** Prompt tokens as the generator counts them (BOS included). */
-export function countTokens(model: ModelLimits, prompt: string): number {
-  return model.tokenizer.encode(prompt, { bos: true }).length;
-}
-
-/** FastChat's `check_length`, with `max_tokens: null` resolved to the rest of the context. */
-function resolveMaxTokens(model: ModelLimits, prompt: string, maxTokens: number | null): number {
+/**
+ * FastChat's `check_length`, with `max_tokens: null` resolved to the rest of the context; first the
+ * length bound (prompt-length.ts), which refuses a prompt that certainly cannot fit without
+ * tokenising it, then the exact count, tokenised in chunks that yield to the event loop.
+ */
+async function resolveMaxTokens(model: ModelLimits, prompt: string, maxTokens: number | null): Promise<number> {
   const ctx = model.contextLength;
-  const promptTokens = countTokens(model, prompt);
-  const m = maxTokens ?? Math.max(1, ctx - promptTokens - 1);
-  if (promptTokens + m > ctx) {
-    throw new ApiError(
-      ErrorCode.CONTEXT_OVERFLOW,
-      `This model's maximum context length is ${ctx} tokens. However, you requested ${m + promptTokens} tokens (${promptTokens} in the messages, ${m} in the completion). Please reduce the length of the messages or completion.`,
+  const atLeast = promptTokensAtLeast(model.tokenizer, prompt);
+  const minCompletion = maxTokens ?? 1;
+  if (atLeast + minCompletion > ctx) {
+    throw contextOverflow(
+      ctx,
+      `you requested at least ${atLeast + minCompletion} tokens (at least ${atLeast} in the messages: ${prompt.length} characters, and no token of this model covers more than ${maxUnitsPerToken(model.tokenizer)}; ${minCompletion} in the completion)`,
     );
   }
+  const promptTokens = await countPromptTokens(model.tokenizer, prompt);
+  const m = maxTokens ?? Math.max(1, ctx - promptTokens - 1);
+  if (promptTokens + m > ctx) throw contextOverflow(ctx, `you requested ${m + promptTokens} tokens (${promptTokens} in the messages, ${m} in the completion)`);
   return m;
+}
+
+/** FastChat's (and OpenAI's) context-length error. */
+function contextOverflow(ctx: number, requested: string): ApiError {
+  return new ApiError(
+    ErrorCode.CONTEXT_OVERFLOW,
+    `This model's maximum context length is ${ctx} tokens. However, ${requested}. Please reduce the length of the messages or completion.`,
+  );
 }
 
 // Field readers: absent or null gives the default; a value of another type is a 40001.

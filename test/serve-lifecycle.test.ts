@@ -1,0 +1,140 @@
+/**
+ * `wgpu-char serve` without a GPU: the server over a fake generator (weights/tiny's tokenizer, text
+ * written piece by piece on a timer) for what does not need a model's output: prompts too long to
+ * tokenise on the event loop (src/serve/prompt-length.ts).
+ */
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Tokenizer } from '../src/data/tokenizer.ts';
+import type { GenerateOptions, GenerateResult } from '../src/gen/generate.ts';
+import { maxUnitsPerToken, promptTokensAtLeast } from '../src/serve/prompt-length.ts';
+import { startServer, type RunningServer, type ServerOptions } from '../src/serve/server.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+let tokenizer: Tokenizer;
+beforeAll(async () => {
+  tokenizer = await Tokenizer.load('weights/tiny/tokenizer.model');
+});
+
+/** A generator that writes `pieces` pieces of text, one every `pieceMs`, through onText (which may throw, as the scheduler's does). */
+function fakeGenerator(opts: { contextLength?: number; pieceMs?: number; pieces?: number } = {}) {
+  const { contextLength = 512, pieceMs = 5, pieces = 4 } = opts;
+  const calls: { prompt: string; opts: GenerateOptions }[] = [];
+  return {
+    tokenizer,
+    contextLength,
+    calls,
+    async generate(prompt: string, o: GenerateOptions): Promise<GenerateResult> {
+      calls.push({ prompt, opts: o });
+      const n = Math.min(pieces, o.maxNewTokens);
+      let text = '';
+      for (let i = 0; i < n; i++) {
+        await sleep(pieceMs);
+        const piece = `w${i} `;
+        text += piece;
+        o.onText?.(piece);
+      }
+      return { text, tokens: [], promptTokens: 3, newTokens: n, finishReason: 'length', prefillSeconds: 0, decodeSeconds: 0 };
+    },
+  };
+}
+
+const servers: RunningServer[] = [];
+afterEach(async () => {
+  for (const s of servers.splice(0)) await s.close();
+});
+
+async function serve(generator: ReturnType<typeof fakeGenerator>, more: Partial<ServerOptions> = {}): Promise<RunningServer> {
+  const s = await startServer({ generator, modelName: 'fake', port: 0, ...more });
+  servers.push(s);
+  return s;
+}
+
+const JSON_HEADERS = { 'Content-Type': 'application/json' };
+
+async function post(server: RunningServer, path: string, body: unknown, headers: Record<string, string> = {}) {
+  const r = await fetch(server.url + path, { method: 'POST', headers: { ...JSON_HEADERS, ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+  return { status: r.status, headers: r.headers, body: (await r.json()) as any };
+}
+
+const CHAT = { model: 'fake', messages: [{ role: 'user', content: 'Hi' }], character: { name: 'Beethoven' }, max_tokens: 50 };
+const COMPLETION = { model: 'fake', prompt: 'Hello', max_tokens: 50 };
+
+describe('long prompts do not hold the server', () => {
+  it('the length bound: no token of weights/tiny covers more than 16 characters', () => {
+    expect(maxUnitsPerToken(tokenizer)).toBe(16);
+    // The bound holds for text that packs the most characters into each token.
+    for (const text of ['experimentation '.repeat(200), ' '.repeat(5000), 'a'.repeat(3000), '🙂'.repeat(500), 'Socrates speaks of virtue.\n'.repeat(100)]) {
+      expect(tokenizer.encode(text, { bos: true }).length, JSON.stringify(text.slice(0, 20))).toBeGreaterThanOrEqual(promptTokensAtLeast(tokenizer, text));
+    }
+  });
+
+  it('a 7 MB prompt is refused with the context-length 400 without being tokenised', async () => {
+    const server = await serve(fakeGenerator());
+    const encode = vi.spyOn(tokenizer, 'encode');
+    const encodeAsync = vi.spyOn(tokenizer, 'encodeAsync');
+    try {
+      const huge = 'Socrates speaks of virtue. '.repeat(260_000); // 7.0 MB; tokenising it took 4-19 s
+      const t0 = performance.now();
+      const r = await post(server, '/completions', { ...COMPLETION, prompt: huge, max_tokens: 4 });
+      const ms = performance.now() - t0;
+      expect(r.status).toBe(400);
+      expect(r.body).toMatchObject({ code: 40303, error: { code: 40303 } });
+      expect(r.body.message).toMatch(/^This model's maximum context length is 512 tokens\. However, you requested at least 438755 tokens \(at least 438751 in the messages: 7020000 characters, and no token of this model covers more than 16; 4 in the completion\)/);
+      const chat = await post(server, '/chat/completions', { ...CHAT, messages: [{ role: 'user', content: huge }] });
+      expect(chat.status).toBe(400);
+      expect(chat.body.code).toBe(40303);
+      expect(encode).not.toHaveBeenCalled();
+      expect(encodeAsync).not.toHaveBeenCalled();
+      // The spies above are the proof; the time is a sanity check (before: 4-19 s on 2 busy cores).
+      expect(ms).toBeLessThan(5000); // upload and JSON.parse only
+    } finally {
+      encode.mockRestore();
+      encodeAsync.mockRestore();
+    }
+  });
+
+  it('token-id prompts longer than the context are refused before decoding', async () => {
+    const server = await serve(fakeGenerator());
+    const decode = vi.spyOn(tokenizer, 'decode');
+    try {
+      const r = await post(server, '/completions', { ...COMPLETION, prompt: new Array(600).fill(5), max_tokens: 4 });
+      expect(r.status).toBe(400);
+      expect(r.body.message).toMatch(/maximum context length is 512 tokens\. However, you requested at least 604 tokens \(600 token ids in the prompt, 4 in the completion\)/);
+      expect(decode).not.toHaveBeenCalled();
+    } finally {
+      decode.mockRestore();
+    }
+  });
+
+  it('GET /v1/models answers while a long allowed prompt is tokenised', async () => {
+    // A context so large that nothing is refused up front: the prompt is tokenised, in chunks.
+    const server = await serve(fakeGenerator({ contextLength: 50_000_000 }));
+    const long = 'Socrates speaks of virtue, and of the soul.\n'.repeat(120_000); // 5.3 MB, one line each
+    const t0 = performance.now();
+    let completionMs = 0;
+    const completion = post(server, '/completions', { ...COMPLETION, prompt: long, max_tokens: 2 }).then((r) => {
+      completionMs = performance.now() - t0;
+      return r;
+    });
+    await sleep(300); // uploaded and parsed by now: tokenising
+    const latencies: number[] = [];
+    for (let i = 0; i < 5 && completionMs === 0; i++) {
+      const t = performance.now();
+      expect((await fetch(server.url + '/models')).status).toBe(200);
+      latencies.push(performance.now() - t);
+      await sleep(50);
+    }
+    expect((await completion).status).toBe(200);
+    expect(latencies.length).toBeGreaterThan(0); // they were answered before the completion
+    // Each answer waits for one chunk (32 K characters) at most, not for the whole prompt.
+    expect(Math.max(...latencies)).toBeLessThan(Math.max(250, completionMs / 5));
+  });
+
+  it('Tokenizer.encodeAsync gives encode\'s ids', async () => {
+    const text = 'Socrates speaks of virtue.\n'.repeat(5000) + 'no newline at the end 🙂';
+    expect(await tokenizer.encodeAsync(text, { bos: true, eos: true })).toEqual(tokenizer.encode(text, { bos: true, eos: true }));
+    expect(await tokenizer.encodeAsync(text, { chunkChars: 100 })).toEqual(tokenizer.encode(text, { chunkChars: Infinity }));
+    expect(await tokenizer.encodeAsync('')).toEqual([]);
+  });
+});
