@@ -1,7 +1,8 @@
 /**
  * `wgpu-char serve` without a GPU: the server over a fake generator (weights/tiny's tokenizer, text
- * written piece by piece on a timer) for what does not need a model's output: prompts too long to
- * tokenise on the event loop (src/serve/prompt-length.ts).
+ * written piece by piece on a timer) for what does not need a model's output: the request fields
+ * that are refused rather than ignored (src/serve/openai.ts), and prompts too long to tokenise on
+ * the event loop (src/serve/prompt-length.ts).
  */
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Tokenizer } from '../src/data/tokenizer.ts';
@@ -59,6 +60,64 @@ async function post(server: RunningServer, path: string, body: unknown, headers:
 
 const CHAT = { model: 'fake', messages: [{ role: 'user', content: 'Hi' }], character: { name: 'Beethoven' }, max_tokens: 50 };
 const COMPLETION = { model: 'fake', prompt: 'Hello', max_tokens: 50 };
+
+describe('request fields are honoured or refused, never dropped', () => {
+  async function expect400(server: RunningServer, path: string, body: object, message: RegExp, code = 40302) {
+    const r = await post(server, path, body);
+    expect(r.status, JSON.stringify(body)).toBe(400);
+    expect(r.body).toMatchObject({ object: 'error', code, error: { type: 'invalid_request_error' } });
+    expect(r.body.message).toMatch(message);
+  }
+
+  it('presence_penalty / frequency_penalty: 0 only (not implemented, see openai.ts), within OpenAI\'s [-2, 2]', async () => {
+    const server = await serve(fakeGenerator());
+    for (const path of ['/completions', '/chat/completions']) {
+      const base = path === '/completions' ? COMPLETION : CHAT;
+      for (const f of ['presence_penalty', 'frequency_penalty']) {
+        await expect400(server, path, { ...base, [f]: 0.5 }, new RegExp(`^0.5: '${f}' is not supported by this server, only 0 \\(use 'repetition_penalty'`));
+        await expect400(server, path, { ...base, [f]: 3 }, new RegExp(`^3 is greater than the maximum of 2 - '${f}'`));
+        await expect400(server, path, { ...base, [f]: 'x' }, new RegExp(`'${f}' must be a number`), 40001);
+        expect((await post(server, path, { ...base, [f]: 0 })).status).toBe(200);
+        expect((await post(server, path, { ...base, [f]: null })).status).toBe(200);
+      }
+    }
+  });
+
+  it('response_format: only text', async () => {
+    const server = await serve(fakeGenerator());
+    expect((await post(server, '/chat/completions', { ...CHAT, response_format: { type: 'text' } })).status).toBe(200);
+    await expect400(server, '/chat/completions', { ...CHAT, response_format: { type: 'json_object' } }, /response_format type "json_object" is not supported by this server, only "text"/);
+    await expect400(server, '/chat/completions', { ...CHAT, response_format: { type: 'json_schema', json_schema: {} } }, /"json_schema" is not supported/);
+    await expect400(server, '/chat/completions', { ...CHAT, response_format: 'json' }, /'response_format' must be an object/, 40001);
+    await expect400(server, '/completions', { ...COMPLETION, response_format: { type: 'text' } }, /^Unrecognized request argument supplied: response_format/);
+  });
+
+  it('unknown fields are refused as OpenAI does; known features we lack only at their "off" value', async () => {
+    const server = await serve(fakeGenerator());
+    await expect400(server, '/completions', { ...COMPLETION, min_p: 0.1, bogus: 1 }, /^Unrecognized request argument supplied: min_p, bogus \(this endpoint takes: model, /);
+    await expect400(server, '/chat/completions', { ...CHAT, prompt: 'Hi' }, /^Unrecognized request argument supplied: prompt/);
+    await expect400(server, '/completions', { ...COMPLETION, max_completion_tokens: 5 }, /^Unrecognized request argument supplied: max_completion_tokens/);
+    await expect400(server, '/completions', { ...COMPLETION, logit_bias: { 5: 100 } }, /'logit_bias' is not supported/);
+    await expect400(server, '/completions', { ...COMPLETION, suffix: 'end' }, /'suffix' is not supported/);
+    await expect400(server, '/completions', { ...COMPLETION, top_k: 40 }, /'top_k' is not supported by this server, only -1 or 0/);
+    await expect400(server, '/completions', { ...COMPLETION, use_beam_search: true }, /'use_beam_search' is not supported/);
+    await expect400(server, '/chat/completions', { ...CHAT, top_logprobs: 2 }, /'top_logprobs' is not supported/);
+    await expect400(server, '/chat/completions', { ...CHAT, max_tokens: 5, max_completion_tokens: 6 }, /'max_tokens' \(5\) and 'max_completion_tokens' \(6\) disagree/);
+    await expect400(server, '/completions', { ...COMPLETION, user: 5 }, /'user' must be a string/, 40001);
+    // Their "off" values, and the harmless `user`, pass.
+    const ok = { logit_bias: {}, suffix: '', top_k: -1, use_beam_search: false, user: 'someone', best_of: 1, logprobs: null, echo: false, stream_options: { include_usage: true } };
+    expect((await post(server, '/completions', { ...COMPLETION, ...ok })).status).toBe(200);
+    expect((await post(server, '/chat/completions', { ...CHAT, top_k: 0, user: 'u', max_tokens: 5, max_completion_tokens: 5, top_logprobs: null, tools: null })).status).toBe(200);
+  });
+
+  it('top_p 0 is accepted and reaches the generator as 0 (the sampler\'s greedy)', async () => {
+    const generator = fakeGenerator();
+    const server = await serve(generator);
+    expect((await post(server, '/completions', { ...COMPLETION, top_p: 0, temperature: 1 })).status).toBe(200);
+    expect((await post(server, '/chat/completions', { ...CHAT, top_p: 0 })).status).toBe(200);
+    expect(generator.calls.map((c) => c.opts.topP)).toEqual([0, 0]);
+  });
+});
 
 describe('long prompts do not hold the server', () => {
   it('the length bound: no token of weights/tiny covers more than 16 characters', () => {
