@@ -1,14 +1,19 @@
 /**
  * `wgpu-char serve` without a GPU: the server over a fake generator (weights/tiny's tokenizer, text
- * written piece by piece on a timer) for what does not need a model's output: the request fields
- * that are refused rather than ignored (src/serve/openai.ts), and prompts too long to tokenise on
- * the event loop (src/serve/prompt-length.ts).
+ * written piece by piece on a timer) for what does not need a model's output: API keys
+ * (src/serve/auth.ts), the request fields that are refused rather than ignored
+ * (src/serve/openai.ts), and prompts too long to tokenise on the event loop
+ * (src/serve/prompt-length.ts).
  */
+import OpenAI from 'openai';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Tokenizer } from '../src/data/tokenizer.ts';
 import type { GenerateOptions, GenerateResult } from '../src/gen/generate.ts';
+import { resolveApiKeys } from '../src/cli/serve.ts';
+import { ApiKeys, apiKeysFromEnv, isLoopbackHost } from '../src/serve/auth.ts';
 import { maxUnitsPerToken, promptTokensAtLeast } from '../src/serve/prompt-length.ts';
 import { startServer, type RunningServer, type ServerOptions } from '../src/serve/server.ts';
+import { expectUserError } from './util/user-error.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -60,6 +65,67 @@ async function post(server: RunningServer, path: string, body: unknown, headers:
 
 const CHAT = { model: 'fake', messages: [{ role: 'user', content: 'Hi' }], character: { name: 'Beethoven' }, max_tokens: 50 };
 const COMPLETION = { model: 'fake', prompt: 'Hello', max_tokens: 50 };
+
+describe('API keys', () => {
+  it('without "Authorization: Bearer <key>" every route but /health is a 401 in OpenAI\'s shape', async () => {
+    const server = await serve(fakeGenerator(), { apiKeys: ['k-one', 'k-two'] });
+    const origin = server.url.replace(/\/v1$/, '');
+    const health = await fetch(origin + '/health');
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: 'ok' });
+
+    for (const [path, headers] of [
+      ['/v1/models', {}],
+      ['/v1/models', { Authorization: 'Bearer wrong' }],
+      ['/v1/models', { Authorization: 'k-one' }], // no scheme
+      ['/v1/models', { Authorization: 'Basic k-one' }],
+      ['/v1/engines', {}], // an unknown path too: the endpoint list stays private
+      ['/api/v1/token_check', {}],
+    ] as [string, Record<string, string>][]) {
+      const r = await fetch(origin + path, { headers });
+      expect(r.status, `${path} ${JSON.stringify(headers)}`).toBe(401);
+      expect(r.headers.get('www-authenticate')).toMatch(/^Bearer/);
+      const body = await r.json();
+      expect(body.error).toEqual({ message: expect.any(String), type: 'invalid_request_error', param: null, code: 'invalid_api_key' });
+      expect([40101, 40102]).toContain(body.code);
+      expect(JSON.stringify(body)).not.toContain('wrong'); // the key presented is never echoed
+    }
+    const r = await post(server, '/completions', COMPLETION);
+    expect(r.status).toBe(401);
+    for (const key of ['k-one', 'k-two']) {
+      expect((await fetch(server.url + '/models', { headers: { Authorization: `Bearer ${key}` } })).status).toBe(200);
+      expect((await fetch(server.url + '/models', { headers: { Authorization: `bearer  ${key}` } })).status).toBe(200);
+    }
+
+    // The openai client sends its api_key so; a wrong one is its AuthenticationError.
+    const good = new OpenAI({ baseURL: server.url, apiKey: 'k-two', maxRetries: 0 });
+    expect((await good.completions.create({ model: 'fake', prompt: 'Hi', max_tokens: 2 })).choices[0].text).toBe('w0 w1 ');
+    const bad = new OpenAI({ baseURL: server.url, apiKey: 'k-three', maxRetries: 0 });
+    await expect(bad.models.list()).rejects.toBeInstanceOf(OpenAI.AuthenticationError);
+  });
+
+  it('without keys the server is open', async () => {
+    const server = await serve(fakeGenerator());
+    expect((await fetch(server.url + '/models')).status).toBe(200);
+  });
+
+  it('keys: --api-key wins over WGPU_CHAR_API_KEY (comma-separated); unusable keys are one-line errors', () => {
+    expect(resolveApiKeys(undefined, {})).toEqual([]);
+    expect(resolveApiKeys(undefined, { WGPU_CHAR_API_KEY: '' })).toEqual([]);
+    expect(resolveApiKeys(undefined, { WGPU_CHAR_API_KEY: ' a , b,,c ' })).toEqual(['a', 'b', 'c']);
+    expect(resolveApiKeys(['x'], { WGPU_CHAR_API_KEY: 'a,b' })).toEqual(['x']);
+    expect(apiKeysFromEnv('k')).toEqual(['k']);
+    expectUserError(() => resolveApiKeys(undefined, { WGPU_CHAR_API_KEY: ' , ' }), 'WGPU_CHAR_API_KEY', /no key in it/);
+    expectUserError(() => resolveApiKeys([''], {}), '--api-key', /cannot be empty/);
+    expectUserError(() => resolveApiKeys(['a b'], {}), '--api-key', /whitespace/);
+    expect(() => new ApiKeys([])).toThrow(/no keys/);
+  });
+
+  it('loopback hosts need no key; anything else warns', () => {
+    for (const h of ['127.0.0.1', '127.1.2.3', 'localhost', '::1', '[::1]', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1']) expect(isLoopbackHost(h), h).toBe(true);
+    for (const h of ['0.0.0.0', '::', '192.168.1.5', 'example.com', '10.0.0.1', '::ffff:10.0.0.1']) expect(isLoopbackHost(h), h).toBe(false);
+  });
+});
 
 describe('request fields are honoured or refused, never dropped', () => {
   async function expect400(server: RunningServer, path: string, body: object, message: RegExp, code = 40302) {

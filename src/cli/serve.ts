@@ -4,12 +4,22 @@
  *
  *   wgpu-char serve --model runs/beethoven --model-name Beethoven-end --character Beethoven
  *   wgpu-char data scenes ... --base-url http://127.0.0.1:8000/v1 --model Beethoven-end
+
+ *
+ * API keys: --api-key (repeatable), else WGPU_CHAR_API_KEY (comma-separated). The option wins over
+ * the variable rather than adding to it, as options do over the environment everywhere, so that
+ * `--api-key` on one server never also lets in a key exported for another. The variable is the
+ * safer way: an option's value is visible to every user of the machine in `ps`.
  */
 import type { Command } from 'commander';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { fullNameOf } from '../gen/characters.ts';
+import { apiKeyProblem, apiKeysFromEnv, isLoopbackHost } from '../serve/auth.ts';
 import { contextOption, dtypeOption, integerOption, repeatedStringOption, type Dtype } from './options.ts';
+
+/** The environment variable with the API keys (comma-separated), used when no --api-key is given. */
+export const API_KEY_ENV = 'WGPU_CHAR_API_KEY';
 
 interface ServeCliOptions {
   model: string;
@@ -22,6 +32,29 @@ interface ServeCliOptions {
   fullName?: string;
   userName: string;
   quiet?: boolean;
+  apiKey?: string[];
+}
+
+/** The API keys of --api-key, else of WGPU_CHAR_API_KEY; [] for none. An unusable key is a UserError naming where it came from. */
+export function resolveApiKeys(optionKeys: readonly string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+  let keys: string[];
+  let source: string;
+  if (optionKeys && optionKeys.length > 0) {
+    keys = [...optionKeys];
+    source = '--api-key';
+  } else {
+    const value = env[API_KEY_ENV];
+    // Set but empty is "unset" (the usual way to clear a variable); set to only commas and spaces is a mistake.
+    if (value === undefined || value === '') return [];
+    keys = apiKeysFromEnv(value);
+    source = API_KEY_ENV;
+    if (keys.length === 0) throw new UserError(`${API_KEY_ENV}: no key in it (give keys separated by commas, or unset it)`);
+  }
+  for (const k of keys) {
+    const problem = apiKeyProblem(k);
+    if (problem) throw new UserError(`${source}: ${problem}`);
+  }
+  return keys;
 }
 
 export function register(program: Command): void {
@@ -38,8 +71,11 @@ export function register(program: Command): void {
     .option('--full-name <name>', 'full name of --character for the meta prompt (known for the paper\'s characters)')
     .option('--user-name <name>', 'speaker name of user messages in the chat prompt', 'Man')
     .option('--quiet', 'no per-request log lines on stderr')
+    .addOption(repeatedStringOption('--api-key <key>', `require "Authorization: Bearer <key>" on every route but GET /health (repeat for several keys; default: the comma-separated keys in $${API_KEY_ENV}, which unlike this option is not visible in \`ps\`)`))
     .action(async (opts: ServeCliOptions) => {
       if (opts.fullName !== undefined && opts.character === undefined) throw new UserError('--full-name needs --character');
+      // Checked before the model loads, as every input the command can check up front.
+      const apiKeys = resolveApiKeys(opts.apiKey);
       // GPU code loads only when the command runs: `--help` and `data` need none of it.
       const { loadModelDir } = await import('../formats/model-dir.ts');
       const { Generator } = await import('../gen/generate.ts');
@@ -58,6 +94,7 @@ export function register(program: Command): void {
           character: opts.character ? { name: opts.character, full_name: fullNameOf(opts.character, opts.fullName) } : undefined,
           userName: opts.userName,
           log: opts.quiet ? undefined : (line) => console.error(`wgpu-char: ${line}`),
+          apiKeys,
         });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
@@ -65,7 +102,12 @@ export function register(program: Command): void {
         if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') throw new UserError(`${opts.host}:${opts.port}: cannot listen there (${code})`);
         throw e;
       }
-      console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}; requests are served one at a time; Ctrl-C to stop`);
+      const auth = apiKeys.length > 0 ? `; ${apiKeys.length} API key(s) required` : '';
+      // This line is also how scripts learn the port of --port 0.
+      console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}${auth}; requests are served one at a time; Ctrl-C to stop`);
+      if (apiKeys.length === 0 && !isLoopbackHost(opts.host)) {
+        console.error(`wgpu-char: warning: listening on ${opts.host} without an API key: anyone who can reach this address can use the model (give --api-key or ${API_KEY_ENV})`);
+      }
 
       // The command ends (and src/cli/main.ts exits the process) when a signal asks for it.
       await new Promise<void>((resolve) => {

@@ -7,12 +7,16 @@
  *   with `stop="<|eot|>"`); POST /v1/chat/completions: the messages as the paper's character
  *   prompt (src/gen/chat-prompt.ts); POST /api/v1/token_check: FastChat's `{prompts:[{model,
  *   prompt, max_tokens}]}` -> `{prompts:[{fits, tokenCount, contextLength}]}` (completions.ts).
+ * - GET /health: `{"status":"ok"}`, open without an API key, not logged when it answers 200 (a
+ *   load balancer or supervisor polls it).
  * Request fields and their checks: openai.ts. Errors: errors.ts. Streaming: sse.ts. Which request
- * has the model when: scheduler.ts. Listening, routing and bodies: http.ts. What the handlers share: app.ts.
+ * has the model when: scheduler.ts. Listening, routing and bodies: http.ts. What the handlers share:
+ * app.ts. API keys: auth.ts (with `apiKeys`, every route but /health needs `Authorization: Bearer`).
  */
 import type { CharacterSpec } from '../gen/chat-prompt.ts';
+import { ApiKeys } from './auth.ts';
 import { chatCompletions, completions, tokenCheck } from './completions.ts';
-import { listen, type Route } from './http.ts';
+import { listen, sendJson, type Route } from './http.ts';
 import { listModels, retrieveModel } from './models.ts';
 import { SerialScheduler } from './scheduler.ts';
 import type { ServeApp, TextGenerator } from './app.ts';
@@ -30,6 +34,8 @@ export interface ServerOptions {
   userName?: string;
   /** One line per request (method, path, status, tokens, seconds). */
   log?: (line: string) => void;
+  /** With keys, every route but GET /health needs `Authorization: Bearer <one of them>` (auth.ts); none: open. */
+  apiKeys?: readonly string[];
 }
 
 export interface RunningServer {
@@ -43,6 +49,7 @@ export interface RunningServer {
 export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const modelNames = Array.isArray(opts.modelName) ? [...opts.modelName] : [opts.modelName];
   if (modelNames.length === 0 || modelNames.some((n) => !n)) throw new Error('startServer: modelName must be non-empty');
+  const keys = opts.apiKeys && opts.apiKeys.length > 0 ? new ApiKeys(opts.apiKeys) : null;
   const app: ServeApp = {
     modelNames,
     generator: opts.generator,
@@ -50,7 +57,15 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
     chatDefaults: { character: opts.character, userName: opts.userName },
     created: Math.floor(Date.now() / 1000),
   };
-  const http = await listen({ host: opts.host ?? '127.0.0.1', port: opts.port ?? 8000, routes: routesOf(app), log: opts.log ?? (() => {}) });
+  const http = await listen({
+    host: opts.host ?? '127.0.0.1',
+    port: opts.port ?? 8000,
+    routes: routesOf(app),
+    log: opts.log ?? (() => {}),
+    guard: (req, isPublic) => {
+      if (keys && !isPublic) keys.check(req.headers.authorization);
+    },
+  });
   return {
     url: `${http.origin}/v1`,
     port: http.port,
@@ -64,6 +79,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 /** The endpoints. A 404 lists the fixed paths not hidden (token_check is FastChat's internal one). */
 function routesOf(app: ServeApp): Route[] {
   return [
+    { method: 'GET', path: '/health', public: true, quiet: true, handle: async (ex) => (sendJson(ex.res, 200, { status: 'ok' }), '') },
     { method: 'GET', path: '/v1/models', handle: (ex) => listModels(app, ex) },
     { method: 'GET', path: /^\/v1\/models\/(.+)$/, handle: (ex) => retrieveModel(app, ex) },
     { method: 'POST', path: '/v1/completions', handle: (ex) => completions(app, ex) },
