@@ -102,12 +102,13 @@ export function register(program: Command): void {
         if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') throw new UserError(`${opts.host}:${opts.port}: cannot listen there (${code})`);
         throw e;
       }
-      const auth = apiKeys.length > 0 ? `; ${apiKeys.length} API key(s) required` : '';
-      // This line is also how scripts learn the port of --port 0.
-      console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}${auth}; requests are served one at a time; Ctrl-C to stop`);
+      // Before the "serving" line, so that whoever waits for that line has seen the warning too.
       if (apiKeys.length === 0 && !isLoopbackHost(opts.host)) {
         console.error(`wgpu-char: warning: listening on ${opts.host} without an API key: anyone who can reach this address can use the model (give --api-key or ${API_KEY_ENV})`);
       }
+      const auth = apiKeys.length > 0 ? `; ${apiKeys.length} API key(s) required` : '';
+      // This line is also how scripts learn the port of --port 0.
+      console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}${auth}; requests are served one at a time; Ctrl-C to stop`);
 
       // The command ends (and src/cli/main.ts exits the process) when a signal asks for it.
       await new Promise<void>((resolve) => {
