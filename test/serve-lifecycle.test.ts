@@ -1,9 +1,9 @@
 /**
  * `wgpu-char serve` without a GPU: the server over a fake generator (weights/tiny's tokenizer, text
- * written piece by piece on a timer) for what does not need a model's output: API keys
- * (src/serve/auth.ts), the request fields that are refused rather than ignored
- * (src/serve/openai.ts), and prompts too long to tokenise on the event loop
- * (src/serve/prompt-length.ts).
+ * written piece by piece on a timer) for what does not need a model's output: draining on shutdown
+ * (src/serve/server.ts `drain`), API keys (src/serve/auth.ts), the request fields that are refused
+ * rather than ignored (src/serve/openai.ts), and prompts too long to tokenise on the event loop
+ * (src/serve/prompt-length.ts). The signals themselves: test/serve-signals.test.ts.
  */
 import OpenAI from 'openai';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -63,8 +63,123 @@ async function post(server: RunningServer, path: string, body: unknown, headers:
   return { status: r.status, headers: r.headers, body: (await r.json()) as any };
 }
 
+/** The parsed `data:` events of an SSE body, [DONE] as the string. */
+function events(text: string): unknown[] {
+  return text
+    .split('\n\n')
+    .filter((e) => e.startsWith('data: '))
+    .map((e) => e.slice(6))
+    .map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
+}
+
+/**
+ * Starts a streamed request and resolves once its first event arrived, with a promise of all its
+ * events (wrapped: an async function returning a bare promise would wait for it).
+ */
+async function startStream(server: RunningServer, path: string, body: object): Promise<{ events: Promise<unknown[]> }> {
+  const r = await fetch(server.url + path, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ ...body, stream: true }) });
+  expect(r.status).toBe(200);
+  const reader = r.body!.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  const first = await reader.read();
+  text += decoder.decode(first.value);
+  const all = (async () => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return events(text);
+      text += decoder.decode(value, { stream: true });
+    }
+  })();
+  return { events: all };
+}
+
+/** Waits until `cond()` holds (polling), failing after `ms`. */
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > ms) throw new Error('until: timed out');
+    await sleep(5);
+  }
+}
+
 const CHAT = { model: 'fake', messages: [{ role: 'user', content: 'Hi' }], character: { name: 'Beethoven' }, max_tokens: 50 };
 const COMPLETION = { model: 'fake', prompt: 'Hello', max_tokens: 50 };
+
+describe('drain (SIGTERM/SIGINT in `serve`)', () => {
+  it('finishes the request in progress and the queued one, answers new ones 503 with Retry-After, then closes', async () => {
+    const server = await serve(fakeGenerator({ pieceMs: 50, pieces: 10 }));
+    const stream = await startStream(server, '/completions', COMPLETION);
+    const queued = post(server, '/chat/completions', CHAT);
+    await until(() => server.pendingRequests() === 2); // the second one waits for the model
+
+    const drained = server.drain(10_000);
+    const late = await fetch(server.url + '/models');
+    expect(late.status).toBe(503);
+    expect(Number(late.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+    expect(await late.json()).toMatchObject({ error: { type: 'server_error', code: 50301 }, message: expect.stringMatching(/shutting down/) });
+    expect((await fetch(server.url.replace(/\/v1$/, '/health'))).status).toBe(503); // a load balancer stops sending here
+
+    const streamed = await stream.events;
+    expect(streamed.at(-1)).toBe('[DONE]');
+    expect((streamed.at(-2) as any).choices[0].finish_reason).toBe('length');
+    const whole = 'w0 w1 w2 w3 w4 w5 w6 w7 w8 w9 ';
+    expect((streamed as any[]).slice(0, -1).map((e) => e.choices[0].text).join('')).toBe(whole);
+    const q = await queued;
+    expect(q.status).toBe(200);
+    expect(q.body.choices[0]).toMatchObject({ finish_reason: 'length', message: { content: whole.trim() } });
+
+    expect(await drained).toEqual({ pending: 2, aborted: 0, timedOut: false });
+    await expect(fetch(server.url + '/models')).rejects.toThrow(); // closed
+  });
+
+  it('at the drain timeout ends started streams with finish_reason "abort" and [DONE], and answers queued requests 503', async () => {
+    const server = await serve(fakeGenerator({ pieceMs: 40, pieces: 1000 }));
+    const chatStream = await startStream(server, '/chat/completions', { ...CHAT, max_tokens: 300 });
+    const queuedStream = fetch(server.url + '/completions', { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ ...COMPLETION, stream: true }) });
+    const queued = post(server, '/completions', COMPLETION);
+    await until(() => server.pendingRequests() === 3);
+    const t0 = performance.now();
+    const report = await server.drain(150);
+    expect(performance.now() - t0).toBeLessThan(2000); // the cut generation stops at its next piece
+    expect(report).toEqual({ pending: 3, aborted: 3, timedOut: true });
+
+    const chat = (await chatStream.events) as any[];
+    expect(chat.at(-1)).toBe('[DONE]');
+    const last = chat.at(-2);
+    expect(last).toMatchObject({ object: 'chat.completion.chunk', choices: [{ index: 0, delta: {}, finish_reason: 'abort' }] });
+    expect(chat.slice(0, -2).every((e) => e.choices[0].finish_reason === null)).toBe(true);
+    expect(chat.slice(0, -2).map((e) => e.choices[0].delta.content ?? '').join('')).toMatch(/^w0 w1/);
+    // Queued (not started): a 503 in the API's error shape, stream or not.
+    for (const r of [await queuedStream, await queued]) {
+      expect(r.status).toBe(503);
+      expect(Number(r.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+      const body = r instanceof Response ? await r.json() : r.body;
+      expect(body).toMatchObject({ object: 'error', code: 50301, error: { type: 'server_error', code: 50301, message: expect.stringMatching(/drain time/) } });
+    }
+  });
+
+  it('a completion stream cut mid-way ends its choice with "abort"; a second drain call brings the cut forward', async () => {
+    const server = await serve(fakeGenerator({ pieceMs: 20, pieces: 1000 }));
+    const stream = await startStream(server, '/completions', { ...COMPLETION, max_tokens: 400, stream_options: { include_usage: true } });
+    const first = server.drain(60_000);
+    await sleep(50);
+    const t0 = performance.now();
+    const second = server.drain(0);
+    expect(second).toBe(first);
+    expect(await second).toEqual({ pending: 1, aborted: 1, timedOut: true });
+    expect(performance.now() - t0).toBeLessThan(2000);
+    const evs = (await stream.events) as any[];
+    expect(evs.at(-1)).toBe('[DONE]');
+    expect(evs.at(-2)).toMatchObject({ object: 'text_completion', choices: [{ index: 0, text: '', finish_reason: 'abort' }] });
+    expect(evs.some((e) => e.usage)).toBe(false); // the cut generation's counts are lost with it
+  });
+
+  it('with nothing pending, closes at once', async () => {
+    const server = await serve(fakeGenerator());
+    expect(await server.drain(30_000)).toEqual({ pending: 0, aborted: 0, timedOut: false });
+  });
+});
 
 describe('API keys', () => {
   it('without "Authorization: Bearer <key>" every route but /health is a 401 in OpenAI\'s shape', async () => {

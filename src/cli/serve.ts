@@ -4,7 +4,10 @@
  *
  *   wgpu-char serve --model runs/beethoven --model-name Beethoven-end --character Beethoven
  *   wgpu-char data scenes ... --base-url http://127.0.0.1:8000/v1 --model Beethoven-end
-
+ *
+ * Stopping: the first SIGTERM or SIGINT drains (server.ts `drain`): new requests get 503, the ones
+ * it has may finish for up to --drain-timeout seconds, the rest are cut (a stream ends with
+ * finish_reason "abort" and [DONE]); then the command exits 0. A second signal cuts them at once.
  *
  * API keys: --api-key (repeatable), else WGPU_CHAR_API_KEY (comma-separated). The option wins over
  * the variable rather than adding to it, as options do over the environment everywhere, so that
@@ -16,7 +19,7 @@ import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { fullNameOf } from '../gen/characters.ts';
 import { apiKeyProblem, apiKeysFromEnv, isLoopbackHost } from '../serve/auth.ts';
-import { contextOption, dtypeOption, integerOption, repeatedStringOption, type Dtype } from './options.ts';
+import { contextOption, dtypeOption, integerOption, numberOption, repeatedStringOption, type Dtype } from './options.ts';
 
 /** The environment variable with the API keys (comma-separated), used when no --api-key is given. */
 export const API_KEY_ENV = 'WGPU_CHAR_API_KEY';
@@ -33,6 +36,7 @@ interface ServeCliOptions {
   userName: string;
   quiet?: boolean;
   apiKey?: string[];
+  drainTimeout: number;
 }
 
 /** The API keys of --api-key, else of WGPU_CHAR_API_KEY; [] for none. An unusable key is a UserError naming where it came from. */
@@ -72,6 +76,7 @@ export function register(program: Command): void {
     .option('--user-name <name>', 'speaker name of user messages in the chat prompt', 'Man')
     .option('--quiet', 'no per-request log lines on stderr')
     .addOption(repeatedStringOption('--api-key <key>', `require "Authorization: Bearer <key>" on every route but GET /health (repeat for several keys; default: the comma-separated keys in $${API_KEY_ENV}, which unlike this option is not visible in \`ps\`)`))
+    .addOption(numberOption('--drain-timeout <s>', 'on SIGTERM/SIGINT, seconds the requests in progress and queued may take to finish before they are cut', { min: 0 }, 30))
     .action(async (opts: ServeCliOptions) => {
       if (opts.fullName !== undefined && opts.character === undefined) throw new UserError('--full-name needs --character');
       // Checked before the model loads, as every input the command can check up front.
@@ -107,19 +112,34 @@ export function register(program: Command): void {
         console.error(`wgpu-char: warning: listening on ${opts.host} without an API key: anyone who can reach this address can use the model (give --api-key or ${API_KEY_ENV})`);
       }
       const auth = apiKeys.length > 0 ? `; ${apiKeys.length} API key(s) required` : '';
-      // This line is also how scripts learn the port of --port 0.
+      // This line is also how scripts (and test/serve-signals.test.ts) learn the port of --port 0.
       console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}${auth}; requests are served one at a time; Ctrl-C to stop`);
 
-      // The command ends (and src/cli/main.ts exits the process) when a signal asks for it.
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          console.error(`wgpu-char: ${signal}: stopping`);
-          resolve();
+      // The command ends (and src/cli/main.ts exits the process, 0) once a signal has drained the server.
+      const drainMs = Math.round(opts.drainTimeout * 1000);
+      await new Promise<void>((resolve, reject) => {
+        let signals = 0;
+        const onSignal = (signal: NodeJS.Signals) => {
+          signals++;
+          if (signals === 1) {
+            const pending = server.pendingRequests();
+            console.error(
+              `wgpu-char: ${signal}: draining: ${pending} request(s) in progress or queued may finish for up to ${opts.drainTimeout} s; new requests get 503; ${signal} again to cut them now`,
+            );
+            server.drain(drainMs).then((report) => {
+              const cut = report.aborted > 0 ? `, ${report.aborted} cut at the drain timeout` : '';
+              console.error(`wgpu-char: stopped (${report.pending} request(s) were pending${cut})`);
+              resolve();
+            }, reject);
+          } else {
+            console.error(`wgpu-char: ${signal} again: cutting the requests left now`);
+            void server.drain(0);
+          }
         };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
+        // `on`, not `once`: a second signal must reach us too, not the default handler (which would exit 130 mid-drain).
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
       });
-      await server.close();
       generator.destroy();
     });
 }

@@ -22,13 +22,18 @@ export const ErrorCode = {
   INCORRECT_AUTH_KEY: 40102,
   /** A failure inside generation. */
   INTERNAL_ERROR: 50001,
+  /**
+   * The server is shutting down (SIGTERM/SIGINT): a request that arrives while it drains, or one it
+   * had to cut when the drain timed out. Ours: FastChat has no such code (its workers just die).
+   */
+  SHUTTING_DOWN: 50301,
 } as const;
 
 /** What an ApiError may add to its answer. */
 export interface ApiErrorExtras {
   /** OpenAI's string code for the case, answered as `error.code` in place of the number. */
   openaiCode?: string;
-  /** Response headers (e.g. WWW-Authenticate on a 401). */
+  /** Response headers (e.g. Retry-After on a 503, WWW-Authenticate on a 401). */
   headers?: Record<string, string>;
 }
 

@@ -3,7 +3,9 @@
  * (unknown path: 404, wrong method: 405), request bodies read as one JSON object of at most 8 MiB
  * (else 413), JSON answers, the error answer of a failed request, and one log line per request
  * (method, path, status, the route's note, seconds). A `guard` may refuse a request before it is
- * routed (server.ts: 401 without an API key). Knows nothing of models or of the OpenAI API.
+ * routed (server.ts: 503 while draining, 401 without an API key); the server counts the requests
+ * whose answer is not finished yet, so that a drain can wait for them. Knows nothing of models or
+ * of the OpenAI API.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -58,10 +60,27 @@ export interface HttpServer {
   port: number;
   /** Stops accepting, drops open connections, and resolves once the server is closed. */
   close(): Promise<void>;
+  /** Requests received whose response has not ended yet (closed connections included as ended). */
+  activeRequests(): number;
+  /** Resolves when `activeRequests()` is 0. */
+  idle(): Promise<void>;
 }
 
 export async function listen(opts: HttpServerOptions): Promise<HttpServer> {
-  const server = createServer((req, res) => answer(req, res, opts));
+  let active = 0;
+  let waiters: (() => void)[] = [];
+  const server = createServer((req, res) => {
+    // A response's 'close' comes once it has ended or its connection is gone, whatever the handler does.
+    active++;
+    res.once('close', () => {
+      active--;
+      if (active === 0) {
+        for (const wake of waiters) wake();
+        waiters = [];
+      }
+    });
+    answer(req, res, opts);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
@@ -79,6 +98,8 @@ export async function listen(opts: HttpServerOptions): Promise<HttpServer> {
       server.closeAllConnections();
       await closed;
     },
+    activeRequests: () => active,
+    idle: () => (active === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
   };
 }
 
