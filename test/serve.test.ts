@@ -202,6 +202,15 @@ describe.skipIf(!gpu)('serve over weights/tiny with the openai client', () => {
     expect(viaField.usage!.prompt_tokens).toBe(tokens(PROMPT));
   });
 
+  it('top_p 0 keeps only the most likely token: greedy, whatever the temperature and seed', async () => {
+    const req = { model: 'tiny', prompt: PROMPT, max_tokens: 12 };
+    const greedy = (await client.completions.create({ ...req, temperature: 0 })).choices[0].text;
+    for (const [temperature, seed] of [[1, 1], [1.5, 2], [0.7, 3]]) {
+      const r = await client.completions.create({ ...req, temperature, top_p: 0, seed } as OpenAI.CompletionCreateParamsNonStreaming);
+      expect(r.choices[0].text, `temperature ${temperature}, seed ${seed}`).toBe(greedy);
+    }
+  });
+
   it('echo prepends the prompt; a client that leaves mid-stream stops its generation', async () => {
     const e = await client.completions.create({ model: 'tiny', prompt: 'Hello', max_tokens: 3, temperature: 0, echo: true });
     expect(e.choices[0].text.startsWith('Hello')).toBe(true);
@@ -217,7 +226,9 @@ describe.skipIf(!gpu)('serve over weights/tiny with the openai client', () => {
 
   it('rejects bad requests with 400 and FastChat\'s error object', async () => {
     const bad = async (body: Record<string, unknown>, path = '/completions') => {
-      const r = await post(path, { model: 'tiny', prompt: 'Hi', max_tokens: 4, ...body });
+      // Each endpoint refuses the other's prompt field as unknown.
+      const base = path === '/completions' ? { model: 'tiny', prompt: 'Hi', max_tokens: 4 } : { model: 'tiny', max_tokens: 4 };
+      const r = await post(path, { ...base, ...body });
       expect(r.status).toBe(400);
       expect(r.body).toMatchObject({ object: 'error', message: expect.any(String), code: expect.any(Number) });
       return r.body as { message: string; code: number };

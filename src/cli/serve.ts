@@ -4,12 +4,25 @@
  *
  *   wgpu-char serve --model runs/beethoven --model-name Beethoven-end --character Beethoven
  *   wgpu-char data scenes ... --base-url http://127.0.0.1:8000/v1 --model Beethoven-end
+ *
+ * Stopping: the first SIGTERM or SIGINT drains (server.ts `drain`): new requests get 503, the ones
+ * it has may finish for up to --drain-timeout seconds, the rest are cut (a stream ends with
+ * finish_reason "abort" and [DONE]); then the command exits 0. A second signal cuts them at once.
+ *
+ * API keys: --api-key (repeatable), else WGPU_CHAR_API_KEY (comma-separated). The option wins over
+ * the variable rather than adding to it, as options do over the environment everywhere, so that
+ * `--api-key` on one server never also lets in a key exported for another. The variable is the
+ * safer way: an option's value is visible to every user of the machine in `ps`.
  */
 import type { Command } from 'commander';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { fullNameOf } from '../gen/characters.ts';
-import { contextOption, dtypeOption, integerOption, repeatedStringOption, type Dtype } from './options.ts';
+import { apiKeyProblem, apiKeysFromEnv, isLoopbackHost } from '../serve/auth.ts';
+import { contextOption, dtypeOption, integerOption, numberOption, repeatedStringOption, type Dtype } from './options.ts';
+
+/** The environment variable with the API keys (comma-separated), used when no --api-key is given. */
+export const API_KEY_ENV = 'WGPU_CHAR_API_KEY';
 
 interface ServeCliOptions {
   model: string;
@@ -22,6 +35,30 @@ interface ServeCliOptions {
   fullName?: string;
   userName: string;
   quiet?: boolean;
+  apiKey?: string[];
+  drainTimeout: number;
+}
+
+/** The API keys of --api-key, else of WGPU_CHAR_API_KEY; [] for none. An unusable key is a UserError naming where it came from. */
+export function resolveApiKeys(optionKeys: readonly string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+  let keys: string[];
+  let source: string;
+  if (optionKeys && optionKeys.length > 0) {
+    keys = [...optionKeys];
+    source = '--api-key';
+  } else {
+    const value = env[API_KEY_ENV];
+    // Set but empty is "unset" (the usual way to clear a variable); set to only commas and spaces is a mistake.
+    if (value === undefined || value === '') return [];
+    keys = apiKeysFromEnv(value);
+    source = API_KEY_ENV;
+    if (keys.length === 0) throw new UserError(`${API_KEY_ENV}: no key in it (give keys separated by commas, or unset it)`);
+  }
+  for (const k of keys) {
+    const problem = apiKeyProblem(k);
+    if (problem) throw new UserError(`${source}: ${problem}`);
+  }
+  return keys;
 }
 
 export function register(program: Command): void {
@@ -38,8 +75,12 @@ export function register(program: Command): void {
     .option('--full-name <name>', 'full name of --character for the meta prompt (known for the paper\'s characters)')
     .option('--user-name <name>', 'speaker name of user messages in the chat prompt', 'Man')
     .option('--quiet', 'no per-request log lines on stderr')
+    .addOption(repeatedStringOption('--api-key <key>', `require "Authorization: Bearer <key>" on every route but GET /health (repeat for several keys; default: the comma-separated keys in $${API_KEY_ENV}, which unlike this option is not visible in \`ps\`)`))
+    .addOption(numberOption('--drain-timeout <s>', 'on SIGTERM/SIGINT, seconds the requests in progress and queued may take to finish before they are cut', { min: 0 }, 30))
     .action(async (opts: ServeCliOptions) => {
       if (opts.fullName !== undefined && opts.character === undefined) throw new UserError('--full-name needs --character');
+      // Checked before the model loads, as every input the command can check up front.
+      const apiKeys = resolveApiKeys(opts.apiKey);
       // GPU code loads only when the command runs: `--help` and `data` need none of it.
       const { loadModelDir } = await import('../formats/model-dir.ts');
       const { Generator } = await import('../gen/generate.ts');
@@ -58,6 +99,7 @@ export function register(program: Command): void {
           character: opts.character ? { name: opts.character, full_name: fullNameOf(opts.character, opts.fullName) } : undefined,
           userName: opts.userName,
           log: opts.quiet ? undefined : (line) => console.error(`wgpu-char: ${line}`),
+          apiKeys,
         });
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
@@ -65,18 +107,39 @@ export function register(program: Command): void {
         if (code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND' || code === 'EACCES') throw new UserError(`${opts.host}:${opts.port}: cannot listen there (${code})`);
         throw e;
       }
-      console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}; requests are served one at a time; Ctrl-C to stop`);
+      // Before the "serving" line, so that whoever waits for that line has seen the warning too.
+      if (apiKeys.length === 0 && !isLoopbackHost(opts.host)) {
+        console.error(`wgpu-char: warning: listening on ${opts.host} without an API key: anyone who can reach this address can use the model (give --api-key or ${API_KEY_ENV})`);
+      }
+      const auth = apiKeys.length > 0 ? `; ${apiKeys.length} API key(s) required` : '';
+      // This line is also how scripts (and test/serve-signals.test.ts) learn the port of --port 0.
+      console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}${auth}; requests are served one at a time; Ctrl-C to stop`);
 
-      // The command ends (and src/cli/main.ts exits the process) when a signal asks for it.
-      await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
-          console.error(`wgpu-char: ${signal}: stopping`);
-          resolve();
+      // The command ends (and src/cli/main.ts exits the process, 0) once a signal has drained the server.
+      const drainMs = Math.round(opts.drainTimeout * 1000);
+      await new Promise<void>((resolve, reject) => {
+        let signals = 0;
+        const onSignal = (signal: NodeJS.Signals) => {
+          signals++;
+          if (signals === 1) {
+            const pending = server.pendingRequests();
+            console.error(
+              `wgpu-char: ${signal}: draining: ${pending} request(s) in progress or queued may finish for up to ${opts.drainTimeout} s; new requests get 503; ${signal} again to cut them now`,
+            );
+            server.drain(drainMs).then((report) => {
+              const cut = report.aborted > 0 ? `, ${report.aborted} cut at the drain timeout` : '';
+              console.error(`wgpu-char: stopped (${report.pending} request(s) were pending${cut})`);
+              resolve();
+            }, reject);
+          } else {
+            console.error(`wgpu-char: ${signal} again: cutting the requests left now`);
+            void server.drain(0);
+          }
         };
-        process.once('SIGINT', () => stop('SIGINT'));
-        process.once('SIGTERM', () => stop('SIGTERM'));
+        // `on`, not `once`: a second signal must reach us too, not the default handler (which would exit 130 mid-drain).
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
       });
-      await server.close();
       generator.destroy();
     });
 }

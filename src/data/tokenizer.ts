@@ -278,17 +278,37 @@ export class Tokenizer {
 
   /** Sentencepiece ids of `text` (exactly `spm_encode`'s); BOS/EOS only when asked for. */
   encode(text: string, opts: EncodeOptions = {}): number[] {
+    const out: number[] = [];
+    for (const ids of this.encodeParts(text, opts)) appendAll(out, ids);
+    return out;
+  }
+
+  /**
+   * `encode`, giving the event loop a turn (`setImmediate`) after each chunk of a long input, so
+   * that a server stays responsive while it tokenises a long prompt (the result is identical). An
+   * input the model cannot split exactly (see `newlineSplit`), or a single line longer than
+   * `chunkChars`, is still one uninterrupted call: callers bound the length first where it matters.
+   */
+  async encodeAsync(text: string, opts: EncodeOptions = {}): Promise<number[]> {
+    const out: number[] = [];
+    for (const ids of this.encodeParts(text, opts)) {
+      appendAll(out, ids);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    return out;
+  }
+
+  /** The ids of `encode`, in parts: BOS, each chunk of the text (see `encode`), EOS. */
+  private *encodeParts(text: string, opts: EncodeOptions): Generator<number[]> {
     if (ANY_SURROGATE.test(text)) text = text.replace(LONE_SURROGATE, '\uFFFD');
     const chunkChars = opts.chunkChars ?? DEFAULT_ENCODE_CHUNK_CHARS;
-    const out: number[] = [];
-    if (opts.bos) out.push(this.requireSpecial(this.bosId, 'bos'));
+    if (opts.bos) yield [this.requireSpecial(this.bosId, 'bos')];
     if (text.length <= chunkChars || !this.newlineIds) {
-      appendAll(out, this.encodeRaw(text));
+      yield this.encodeRaw(text);
     } else {
-      this.encodeChunked(text, chunkChars, out);
+      yield* this.encodeChunked(text, chunkChars);
     }
-    if (opts.eos) out.push(this.requireSpecial(this.eosId, 'eos'));
-    return out;
+    if (opts.eos) yield [this.requireSpecial(this.eosId, 'eos')];
   }
 
   /**
@@ -386,7 +406,7 @@ export class Tokenizer {
     });
   }
 
-  private encodeChunked(text: string, chunkChars: number, out: number[]): void {
+  private *encodeChunked(text: string, chunkChars: number): Generator<number[]> {
     const nl = this.newlineIds!;
     let start = 0;
     while (start < text.length) {
@@ -398,13 +418,13 @@ export class Tokenizer {
         if (cut >= 0) end = cut + 1;
       }
       if (start === 0) {
-        appendAll(out, this.encodeRaw(text.slice(0, end)));
+        yield this.encodeRaw(text.slice(0, end));
       } else {
         const ids = this.encodeRaw('\n' + text.slice(start, end));
         for (let i = 0; i < nl.length; i++) {
           if (ids[i] !== nl[i]) throw new Error(`Tokenizer: newline split not exact for ${this.path} (internal error)`);
         }
-        for (let i = nl.length; i < ids.length; i++) out.push(ids[i]!);
+        yield ids.slice(nl.length);
       }
       start = end;
     }

@@ -15,13 +15,19 @@
  * the content of the same request unstreamed (ReplyText holds back the action head and trailing
  * whitespace until they are known). `stream_options.include_usage` adds a last chunk with
  * `choices: []` and usage.
+ *
+ * A stream the server cuts at shutdown (its drain timed out, scheduler.ts) ends like a finished one,
+ * with finish_reason "abort" (the text held back is sent first) and then [DONE], so that a client
+ * can tell a cut reply from a complete one; it has no usage chunk (the generation's counts are lost
+ * with it). An answer not started yet is a 503 instead (http.ts answers the error).
  */
 import { randomUUID } from 'node:crypto';
 import { ReplyText } from '../gen/chat-prompt.ts';
 import type { GenerateResult } from '../gen/generate.ts';
 import { readJsonObject, sendJson, type Exchange } from './http.ts';
-import { countTokens, parseChatRequest, parseCompletionRequest, parseTokenCheckRequest, type ChatRequest, type CompletionRequest } from './openai.ts';
-import type { Generate } from './scheduler.ts';
+import { parseChatRequest, parseCompletionRequest, parseTokenCheckRequest, type ChatRequest, type CompletionRequest } from './openai.ts';
+import { countPromptTokens } from './prompt-length.ts';
+import { ServerStopping, type Generate } from './scheduler.ts';
 import type { ServeApp } from './app.ts';
 import { EventStream } from './sse.ts';
 
@@ -39,10 +45,11 @@ function usageOf(results: readonly GenerateResult[]) {
 }
 
 export async function completions(app: ServeApp, ex: Exchange): Promise<string> {
-  const request = parseCompletionRequest(await readJsonObject(ex.req), app.modelNames, app.generator);
+  const request = await parseCompletionRequest(await readJsonObject(ex.req), app.modelNames, app.generator);
   const head = responseHead('cmpl', 'text_completion', request.model);
   return app.scheduler.run(ex.client, async (generate) => {
     const results = request.stream ? await streamCompletions(ex, request, head, generate) : await answerCompletions(ex, request, head, generate);
+    if (results === 'abort') return `${request.jobs.length} prompt(s), cut by the shutdown (finish_reason "abort")`;
     const usage = usageOf(results);
     return `${request.jobs.length} prompt(s), ${usage.prompt_tokens} + ${usage.completion_tokens} tokens`;
   });
@@ -60,14 +67,20 @@ async function answerCompletions(ex: Exchange, request: CompletionRequest, head:
   return results;
 }
 
-async function streamCompletions(ex: Exchange, request: CompletionRequest, head: ResponseHead, generate: Generate): Promise<GenerateResult[]> {
+async function streamCompletions(ex: Exchange, request: CompletionRequest, head: ResponseHead, generate: Generate): Promise<GenerateResult[] | 'abort'> {
   const events = new EventStream(ex.res, ex.client);
   events.open();
   const results: GenerateResult[] = [];
   for (const [index, job] of request.jobs.entries()) {
     const send = (text: string, finishReason: string | null = null) => events.send({ ...head, choices: [{ index, text, logprobs: null, finish_reason: finishReason }] });
     if (request.echo) send(job.prompt);
-    const r = await generate(job.prompt, { ...request.generation, maxNewTokens: job.maxNewTokens, onText: (t) => send(t) });
+    const r = await untilShutdown(generate(job.prompt, { ...request.generation, maxNewTokens: job.maxNewTokens, onText: (t) => send(t) }));
+    if (r === 'abort') {
+      // The prompts after this one are not generated: the stream ends here.
+      send('', 'abort');
+      events.end();
+      return 'abort';
+    }
     results.push(r);
     send('', r.finishReason);
   }
@@ -77,10 +90,11 @@ async function streamCompletions(ex: Exchange, request: CompletionRequest, head:
 }
 
 export async function chatCompletions(app: ServeApp, ex: Exchange): Promise<string> {
-  const request = parseChatRequest(await readJsonObject(ex.req), app.modelNames, app.generator, app.chatDefaults);
+  const request = await parseChatRequest(await readJsonObject(ex.req), app.modelNames, app.generator, app.chatDefaults);
   const head = responseHead('chatcmpl', 'chat.completion', request.model);
   return app.scheduler.run(ex.client, async (generate) => {
     const r = request.stream ? await streamChat(ex, request, { ...head, object: 'chat.completion.chunk' }, generate) : await answerChat(ex, request, head, generate);
+    if (r === 'abort') return `${request.shortName}: cut by the shutdown (finish_reason "abort")`;
     return `${request.shortName}: ${r.promptTokens} + ${r.newTokens} tokens, ${r.finishReason}`;
   });
 }
@@ -93,7 +107,7 @@ async function answerChat(ex: Exchange, request: ChatRequest, head: ResponseHead
   return r;
 }
 
-async function streamChat(ex: Exchange, request: ChatRequest, chunkHead: ResponseHead, generate: Generate): Promise<GenerateResult> {
+async function streamChat(ex: Exchange, request: ChatRequest, chunkHead: ResponseHead, generate: Generate): Promise<GenerateResult | 'abort'> {
   const events = new EventStream(ex.res, ex.client);
   const send = (delta: object, finishReason: string | null = null) => events.send({ ...chunkHead, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] });
   const sendContent = (content: string) => {
@@ -102,21 +116,38 @@ async function streamChat(ex: Exchange, request: ChatRequest, chunkHead: Respons
   events.open();
   send({ role: 'assistant' });
   const reply = new ReplyText();
-  const r = await generate(request.job.prompt, { ...request.generation, maxNewTokens: request.job.maxNewTokens, onText: (t) => sendContent(reply.push(t)) });
+  const r = await untilShutdown(generate(request.job.prompt, { ...request.generation, maxNewTokens: request.job.maxNewTokens, onText: (t) => sendContent(reply.push(t)) }));
   sendContent(reply.flush());
+  if (r === 'abort') {
+    send({}, 'abort');
+    events.end();
+    return 'abort';
+  }
   send({}, r.finishReason);
   if (request.includeUsage) events.send({ ...chunkHead, choices: [], usage: usageOf([r]) });
   events.end();
   return r;
 }
 
+/** A generation's result, or 'abort' when the shutdown cut it (any other failure is thrown on). */
+async function untilShutdown(generation: Promise<GenerateResult>): Promise<GenerateResult | 'abort'> {
+  try {
+    return await generation;
+  } catch (e) {
+    if (e instanceof ServerStopping) return 'abort';
+    throw e;
+  }
+}
+
 export async function tokenCheck(app: ServeApp, ex: Exchange): Promise<string> {
   const prompts = parseTokenCheckRequest(await readJsonObject(ex.req));
   const contextLength = app.generator.contextLength;
-  const answers = prompts.map(({ prompt, maxTokens }) => {
-    const tokenCount = countTokens(app.generator, prompt);
-    return { fits: tokenCount + maxTokens <= contextLength, tokenCount, contextLength };
-  });
+  // The exact counts are the answer, so every prompt is tokenised, however long (in yielding chunks).
+  const answers = [];
+  for (const { prompt, maxTokens } of prompts) {
+    const tokenCount = await countPromptTokens(app.generator.tokenizer, prompt);
+    answers.push({ fits: tokenCount + maxTokens <= contextLength, tokenCount, contextLength });
+  }
   sendJson(ex.res, 200, { prompts: answers });
   return '';
 }

@@ -2,7 +2,10 @@
  * The HTTP side of `wgpu-char serve`, on node:http alone: listening and closing, a table of routes
  * (unknown path: 404, wrong method: 405), request bodies read as one JSON object of at most 8 MiB
  * (else 413), JSON answers, the error answer of a failed request, and one log line per request
- * (method, path, status, the route's note, seconds). Knows nothing of models or of the OpenAI API.
+ * (method, path, status, the route's note, seconds). A `guard` may refuse a request before it is
+ * routed (server.ts: 503 while draining, 401 without an API key); the server counts the requests
+ * whose answer is not finished yet, so that a drain can wait for them. Knows nothing of models or
+ * of the OpenAI API.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -29,6 +32,10 @@ export interface Route {
   path: string | RegExp;
   /** Left out of the endpoint list a 404 answer gives (routes with a pattern always are). */
   hidden?: boolean;
+  /** Open without an API key (the health check). */
+  public?: boolean;
+  /** No log line for a successful answer (a health check polled every few seconds would flood the log). */
+  quiet?: boolean;
   /** Answers the exchange (or throws); resolves to a note for the log line, '' for none. */
   handle(ex: Exchange): Promise<string>;
 }
@@ -39,6 +46,12 @@ export interface HttpServerOptions {
   port: number;
   routes: readonly Route[];
   log: (line: string) => void;
+  /**
+   * Called for every request before it is routed, with whether its path is a public route; throws
+   * (an ApiError) to refuse it. Runs before the 404/405 checks, so that without a key an unknown
+   * path is a 401 too and the endpoint list stays private.
+   */
+  guard?: (req: IncomingMessage, isPublic: boolean) => void;
 }
 
 export interface HttpServer {
@@ -47,10 +60,27 @@ export interface HttpServer {
   port: number;
   /** Stops accepting, drops open connections, and resolves once the server is closed. */
   close(): Promise<void>;
+  /** Requests received whose response has not ended yet (closed connections included as ended). */
+  activeRequests(): number;
+  /** Resolves when `activeRequests()` is 0. */
+  idle(): Promise<void>;
 }
 
 export async function listen(opts: HttpServerOptions): Promise<HttpServer> {
-  const server = createServer((req, res) => answer(req, res, opts.routes, opts.log));
+  let active = 0;
+  let waiters: (() => void)[] = [];
+  const server = createServer((req, res) => {
+    // A response's 'close' comes once it has ended or its connection is gone, whatever the handler does.
+    active++;
+    res.once('close', () => {
+      active--;
+      if (active === 0) {
+        for (const wake of waiters) wake();
+        waiters = [];
+      }
+    });
+    answer(req, res, opts);
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(opts.port, opts.host, () => {
@@ -68,29 +98,35 @@ export async function listen(opts: HttpServerOptions): Promise<HttpServer> {
       server.closeAllConnections();
       await closed;
     },
+    activeRequests: () => active,
+    idle: () => (active === 0 ? Promise.resolve() : new Promise<void>((resolve) => waiters.push(resolve))),
   };
 }
 
 /** Routes one request, answers its failure if it fails, and logs it. */
-function answer(req: IncomingMessage, res: ServerResponse, routes: readonly Route[], log: (line: string) => void): void {
+function answer(req: IncomingMessage, res: ServerResponse, opts: HttpServerOptions): void {
   const t0 = performance.now();
-  const logLine = (status: number | string, note = '') => log(`${req.method} ${req.url} ${status}${note ? ' ' + note : ''} ${((performance.now() - t0) / 1000).toFixed(2)}s`);
+  const logLine = (status: number | string, note = '') => opts.log(`${req.method} ${req.url} ${status}${note ? ' ' + note : ''} ${((performance.now() - t0) / 1000).toFixed(2)}s`);
   const client = new Client(res);
-  dispatch(req, res, client, routes).then(
-    (note) => logLine(res.statusCode, note),
+  let quiet = false;
+  dispatch(req, res, client, opts, (route) => (quiet = route.quiet === true)).then(
+    (note) => {
+      if (!(quiet && res.statusCode < 400)) logLine(res.statusCode, note);
+    },
     (e: unknown) => {
       if (e instanceof ClientGone) return logLine('client gone');
       const err = asApiError(e);
-      if (!(e instanceof ApiError)) log(`${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`);
+      if (!(e instanceof ApiError)) opts.log(`${req.method} ${req.url}: ${(e as Error)?.stack ?? String(e)}`);
       // Only an event stream is written in parts, so a response already started is one.
       if (res.headersSent) endStreamWithError(res, errorBody(err));
-      else sendJson(res, err.status, errorBody(err));
+      else sendJson(res, err.status, errorBody(err), err.extras.headers);
       logLine(err.status, err.message);
     },
   );
 }
 
-async function dispatch(req: IncomingMessage, res: ServerResponse, client: Client, routes: readonly Route[]): Promise<string> {
+async function dispatch(req: IncomingMessage, res: ServerResponse, client: Client, opts: HttpServerOptions, onRoute: (route: Route) => void): Promise<string> {
+  const { routes } = opts;
   const url = new URL(req.url ?? '/', 'http://x');
   const path = url.pathname.replace(/\/+$/, '') || '/';
   const method = req.method ?? 'GET';
@@ -98,6 +134,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, client: Clien
     const params = matchPath(route.path, path);
     return params ? [{ route, params }] : [];
   });
+  opts.guard?.(req, onPath.some((m) => m.route.public === true));
   if (onPath.length === 0) {
     const listed = routes.filter((r) => typeof r.path === 'string' && !r.hidden).map((r) => `${r.method} ${r.path}`);
     throw new ApiError(404, `not found: ${method} ${url.pathname} (endpoints: ${listed.join(', ')})`, 404);
@@ -108,6 +145,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, client: Clien
     res.setHeader('Allow', allowed);
     throw new ApiError(405, `method ${method} not allowed on ${path} (use ${allowed})`, 405);
   }
+  onRoute(hit.route);
   return hit.route.handle({ req, res, client, params: hit.params });
 }
 
@@ -151,10 +189,10 @@ function readBody(req: IncomingMessage): Promise<string> {
   });
 }
 
-/** Answers `body` as JSON, unless an answer has already started. */
-export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+/** Answers `body` as JSON (with `headers` besides the content's), unless an answer has already started. */
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (res.headersSent) return;
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(status, { ...headers, 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
   res.end(text);
 }
