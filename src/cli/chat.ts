@@ -1,9 +1,10 @@
 /** `wgpu-char chat`: an interactive conversation with a character; lines come from stdin when it is not a TTY. */
 import type { Command } from 'commander';
 import { UserError } from '../errors.ts';
-import { addSamplingOptions, checkDecodeSettings, type SamplingOptions } from './options.ts';
+import { addSamplingOptions, checkDecodeSettings, type SamplingOptions, adapterOption } from './options.ts';
 
 interface ChatCliOptions extends SamplingOptions {
+  adapter?: string;
   model: string;
   character: string;
   fullName?: string;
@@ -22,7 +23,8 @@ export function register(program: Command): void {
       .option('--full-name <name>', 'full name for the meta prompt (known for the paper\'s characters)')
       .option('--location <text>', 'the scene\'s location and time', 'Coffee Shop - Afternoon')
       .option('--status <text>', 'the character\'s status (default: casually chatting with a man from the 21st century)')
-      .option('--user-name <name>', 'your speaker name in the turns', 'Man'),
+      .option('--user-name <name>', 'your speaker name in the turns', 'Man')
+      .addOption(adapterOption()),
     { temperature: 0.5, maxNewTokens: 256 },
   ).action(async (opts: ChatCliOptions) => {
     if (opts.character.trim() === '') throw new UserError('--character: must not be empty');
@@ -32,7 +34,7 @@ export function register(program: Command): void {
     // GPU code loads only when the command runs: `--help` and `data` need none of it.
     const { loadModelDir } = await import('../formats/model-dir.ts');
     const { runChat } = await import('../gen/chat.ts');
-    const { gpu, model, tokenizer } = await loadModelDir(opts.model, opts.dtype);
+    const { gpu, model, tokenizer } = await loadModelDir(opts.model, opts.dtype, { adapter: opts.adapter });
     await runChat({ gpu, model, tokenizer, opts: { ...opts, context } });
   });
 }

@@ -2,12 +2,13 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { UserError } from '../errors.ts';
-import { dtypeOption, integerOption, type Dtype } from './options.ts';
+import { dtypeOption, integerOption, type Dtype, adapterOption } from './options.ts';
 
 /** The paper's max length, the default of --max-len when the model allows it. */
 const DEFAULT_MAX_LEN = 2048;
 
 interface EvalCliOptions {
+  adapter?: string;
   model: string;
   data: string;
   maxLen?: number;
@@ -26,6 +27,7 @@ export function register(program: Command): void {
     .addOption(integerOption('--batch-size <n>', 'sequences per forward (padded to the longest)', { min: 1 }, 4))
     .option('--json', 'print one line {"nll":..,"ppl":..,"tokens":..}')
     .addOption(dtypeOption())
+    .addOption(adapterOption())
     .action(async (opts: EvalCliOptions) => {
       const { readPromptedFile } = await import('../formats/prompted-file.ts');
       const { loadLlamaConfig } = await import('../formats/hf-config.ts');
@@ -38,6 +40,7 @@ export function register(program: Command): void {
       let set: ReturnType<typeof tokenizeEvalSamples> | undefined;
       const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype, {
         quiet: !!opts.json,
+        adapter: opts.adapter,
         // Before the GPU starts: a file with nothing to score is one line naming it.
         check: ({ tokenizer }) => {
           set = tokenizeEvalSamples(tokenizer, samples, maxLen);

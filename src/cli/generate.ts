@@ -2,9 +2,10 @@
 import type { Command } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
-import { addSamplingOptions, checkDecodeSettings, type SamplingOptions } from './options.ts';
+import { addSamplingOptions, checkDecodeSettings, type SamplingOptions, adapterOption } from './options.ts';
 
 interface GenerateCliOptions extends SamplingOptions {
+  adapter?: string;
   model: string;
   prompt?: string;
   promptFile?: string;
@@ -21,7 +22,8 @@ export function register(program: Command): void {
       .option('--prompt <text>', 'the prompt')
       .option('--prompt-file <file>', 'read the prompt from a file')
       .option('--stop <text...>', 'stop strings (cut from the output)')
-      .option('--stats', 'print token counts and tokens/s to stderr'),
+      .option('--stats', 'print token counts and tokens/s to stderr')
+      .addOption(adapterOption()),
     { temperature: 0.5, maxNewTokens: 128 },
   ).action(async (opts: GenerateCliOptions) => {
     if ((opts.prompt === undefined) === (opts.promptFile === undefined)) throw new UserError('give exactly one of --prompt or --prompt-file');
@@ -40,7 +42,7 @@ export function register(program: Command): void {
     // GPU code loads only when the command runs: `--help` and `data` need none of it.
     const { loadModelDir } = await import('../formats/model-dir.ts');
     const { Generator } = await import('../gen/generate.ts');
-    const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype, { quiet: !opts.stats });
+    const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype, { quiet: !opts.stats, adapter: opts.adapter });
     const gen = await Generator.create(model, tokenizer, { contextLength: context });
     const r = await gen.generate(prompt, {
       onPromptCut: ({ total, kept }) => console.error(`wgpu-char: the prompt is ${total} tokens: keeping BOS and its last ${kept - 1}, ` +

@@ -74,6 +74,11 @@ export function parseBytes(flag: string): (value: string) => number {
   };
 }
 
+/** --adapter DIR of the commands that run a model (chat, generate, eval, serve). */
+export function adapterOption(): Option {
+  return new Option('--adapter <dir>', 'a LoRA adapter in PEFT\'s format (adapter_config.json + adapter_model.safetensors) applied on top of --model');
+}
+
 /** `flags` is commander's syntax, e.g. '--max-len <n>'; the error messages name its long flag. */
 function optionWithParser(flags: string, description: string, parser: (flag: string) => (value: string) => unknown, defaultValue?: unknown): Option {
   const option = new Option(flags, description);

@@ -19,12 +19,13 @@ import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { fullNameOf } from '../gen/characters.ts';
 import { apiKeyProblem, apiKeysFromEnv, isLoopbackHost } from '../serve/auth.ts';
-import { contextOption, dtypeOption, integerOption, numberOption, repeatedStringOption, type Dtype } from './options.ts';
+import { contextOption, dtypeOption, integerOption, numberOption, repeatedStringOption, type Dtype, adapterOption } from './options.ts';
 
 /** The environment variable with the API keys (comma-separated), used when no --api-key is given. */
 export const API_KEY_ENV = 'WGPU_CHAR_API_KEY';
 
 interface ServeCliOptions {
+  adapter?: string;
   model: string;
   host: string;
   port: number;
@@ -70,6 +71,7 @@ export function register(program: Command): void {
     .addOption(integerOption('--port <n>', 'port (0 = any free port)', { min: 0, max: 65535 }, 8000))
     .addOption(repeatedStringOption('--model-name <name>', 'name clients use as `model` (repeat for aliases; default: the directory\'s basename)'))
     .addOption(dtypeOption())
+    .addOption(adapterOption())
     .addOption(contextOption())
     .option('--character <name>', 'character (short name) for chat requests that name none, neither by a `character` field nor by the system message\'s meta prompt')
     .option('--full-name <name>', 'full name of --character for the meta prompt (known for the paper\'s characters)')
@@ -85,7 +87,7 @@ export function register(program: Command): void {
       const { loadModelDir } = await import('../formats/model-dir.ts');
       const { Generator } = await import('../gen/generate.ts');
       const { startServer } = await import('../serve/server.ts');
-      const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype);
+      const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype, { adapter: opts.adapter });
       const generator = await Generator.create(model, tokenizer, { contextLength: opts.context });
       const modelName = opts.modelName ?? [path.basename(path.resolve(opts.model))];
 

@@ -47,6 +47,9 @@ export class LlamaModel {
     this.ropeSin = createStorageFrom(gpu, 'rope.sin', sin);
   }
 
+  /** A LoRA adapter every forward of this model applies (unmerged, as PEFT's PeftModel), or none. */
+  adapter: GpuAdapter | null = null;
+
   get dtype(): ElemType {
     return this.weights.elem;
   }
@@ -76,6 +79,7 @@ export class LlamaModel {
 
   destroy(): void {
     this.weights.destroy();
+    this.adapter?.weights.destroy();
     this.ropeCos.destroy();
     this.ropeSin.destroy();
   }
@@ -231,7 +235,7 @@ export class LlamaForward {
       throw new UserError(`a KV cache of ${opts.maxSeq} tokens needs ${kvBytes} bytes a layer, but this device binds at most ${gpu.maxBindingBytes} bytes (maxStorageBufferBindingSize): use a shorter context`);
     }
     const { batch, maxRows } = forwardShape(d, gpu.maxBindingBytes, opts.maxBatch, opts.maxSeq);
-    const adapter = opts.adapter;
+    const adapter = opts.adapter ?? model.adapter ?? undefined;
     const st = new ForwardState(gpu, d, batch, maxRows, opts.maxSeq, adapter?.config);
     const lora: LayerLora | undefined = adapter && st.loraScratch
       ? {

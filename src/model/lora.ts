@@ -78,3 +78,17 @@ export function uploadAdapter(gpu: Gpu, cfg: LlamaConfig, config: LoraConfig, te
   }
   return { config, weights };
 }
+
+/**
+ * Merges an adapter into its base weight in place: W[out, in] += scale · B[out, r] · A[r, in], in f64
+ * sums rounded once to f32 (what PEFT's merge_and_unload computes, in the weight's precision).
+ */
+export function mergeLora(W: Float32Array, out: number, inFeatures: number, A: Float32Array, B: Float32Array, r: number, scale: number): void {
+  for (let o = 0; o < out; o++) {
+    for (let i = 0; i < inFeatures; i++) {
+      let s = 0;
+      for (let k = 0; k < r; k++) s += B[o * r + k] * A[k * inFeatures + i];
+      W[o * inFeatures + i] += scale * s;
+    }
+  }
+}

@@ -25,7 +25,9 @@ import { closeSync, copyFileSync, existsSync, fsyncSync, mkdirSync, openSync, re
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import type { LlamaConfig } from '../model/config.ts';
-import { saveLlamaCheckpointCpu } from '../formats/hf-checkpoint.ts';
+import { loadLlamaWeightsCpu, saveLlamaCheckpointCpu } from '../formats/hf-checkpoint.ts';
+import { ADAPTER_WEIGHTS, writePeftAdapter } from '../formats/peft.ts';
+import { adapterNames, loraScale, mergeLora, type LoraConfig } from '../model/lora.ts';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../formats/safetensors.ts';
 import { asDiskFull, DiskFullError, tempPathFor, writeFileAtomic } from '../util/atomic.ts';
 import { MASTER_PREFIX, type TensorMapF32 } from './engine.ts';
@@ -45,6 +47,8 @@ export interface CheckpointContents {
   optimizer: TensorMapF32;
   /** Directory with tokenizer.model (the --model dir). */
   tokenizerDir: string;
+  /** LoRA: `weights` are the adapter's tensors, written as PEFT's adapter files instead of a model. */
+  adapter?: AdapterOutput;
   state: TrainerState;
   lossSvg: string;
 }
@@ -116,8 +120,9 @@ export async function writeCheckpoint(dir: string, c: CheckpointContents, hooks:
   rmSync(tmp, { recursive: true, force: true });
   try {
     mkdirSync(tmp);
-    writing = path.join(dir, 'model.safetensors');
-    await saveLlamaCheckpointCpu(tmp, c.cfg, c.weights, c.dtype);
+    writing = path.join(dir, c.adapter ? ADAPTER_WEIGHTS : 'model.safetensors');
+    if (c.adapter) await writePeftAdapter(tmp, c.adapter.config, c.adapter.baseModel, c.weights);
+    else await saveLlamaCheckpointCpu(tmp, c.cfg, c.weights, c.dtype);
     writing = path.join(dir, TOKENIZER_FILES[0]);
     copyTokenizerFiles(c.tokenizerDir, tmp, false);
     writing = path.join(dir, OPTIMIZER_FILE);
@@ -212,15 +217,53 @@ export function readCheckpoint(dir: string): LoadedCheckpoint {
 }
 
 /** Writes the final model into `out` itself (config.json, model.safetensors, tokenizer files, loss.svg), each file atomically. */
-export async function writeFinalModel(out: string, c: Pick<CheckpointContents, 'cfg' | 'dtype' | 'weights' | 'tokenizerDir' | 'lossSvg'>): Promise<void> {
+export async function writeFinalModel(out: string, c: Pick<CheckpointContents, 'cfg' | 'dtype' | 'weights' | 'tokenizerDir' | 'lossSvg' | 'adapter'>): Promise<void> {
+  const a = c.adapter;
   try {
     mkdirSync(out, { recursive: true });
-    await saveLlamaCheckpointCpu(out, c.cfg, c.weights, c.dtype);
+    if (a) await writePeftAdapter(out, a.config, a.baseModel, c.weights);
+    else await saveLlamaCheckpointCpu(out, c.cfg, c.weights, c.dtype);
   } catch (e) {
-    throw e instanceof DiskFullError ? e : asDiskFull(e, path.join(out, 'model.safetensors'));
+    throw e instanceof DiskFullError ? e : asDiskFull(e, path.join(out, a ? ADAPTER_WEIGHTS : 'model.safetensors'));
   }
   copyTokenizerFiles(c.tokenizerDir, out, true);
   writeFileAtomic(path.join(out, LOSS_SVG_FILE), c.lossSvg);
+  if (a?.merge) {
+    const merged = path.join(out, MERGED_DIR);
+    try {
+      await writeMergedModel(merged, c.cfg, c.dtype, a, c.weights);
+    } catch (e) {
+      throw e instanceof DiskFullError ? e : asDiskFull(e, path.join(merged, 'model.safetensors'));
+    }
+    copyTokenizerFiles(c.tokenizerDir, merged, true);
+  }
+}
+
+/** What a LoRA run writes instead of a model: the adapter's config, the base it adapts, and whether to merge it into OUT/merged/. */
+export interface AdapterOutput {
+  config: LoraConfig;
+  /** The base model's directory (adapter_config.json's base_model_name_or_path; its weights for the merge). */
+  baseModel: string;
+  merge?: boolean;
+}
+
+export const MERGED_DIR = 'merged';
+
+/**
+ * OUT/merged/: the base weights of `a.baseModel` with the adapter merged in, W + (alpha / r)·B·A
+ * (src/model/lora.ts mergeLora, in f32 on the CPU, one tensor at a time), saved as a full HF
+ * checkpoint in the run's dtype: what llama.cpp's converters, Ollama and vLLM load directly.
+ */
+async function writeMergedModel(dir: string, cfg: LlamaConfig, dtype: 'bf16' | 'f32', a: AdapterOutput, adapter: TensorMapF32): Promise<void> {
+  const base = loadLlamaWeightsCpu(a.baseModel, cfg, { dtype: 'f32' });
+  const scale = loraScale(a.config);
+  for (const [name, t] of base) {
+    const n = adapterNames(name);
+    const A = adapter.get(n.a);
+    const B = adapter.get(n.b);
+    if (A && B) mergeLora(t.data, t.shape[0], t.shape[1], A.data, B.data, a.config.r, scale);
+  }
+  await saveLlamaCheckpointCpu(dir, cfg, base, dtype);
 }
 
 /**

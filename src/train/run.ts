@@ -9,6 +9,8 @@ import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { loadLlamaConfig } from '../formats/hf-checkpoint.ts';
 import { type LlamaConfig } from '../model/config.ts';
+import { DEFAULT_LORA_TARGETS, isLoraModule, type LoraConfig, type LoraModule } from '../model/lora.ts';
+import { readPeftAdapter } from '../formats/peft.ts';
 import { listCheckpoints, readCheckpoint, type LoadedCheckpoint } from './checkpoint.ts';
 import { dataFingerprint, describeSkipped, loadTrainData, planEpoch, planRun, splitTrainEval } from './data.ts';
 import type { TrainEngine } from './engine.ts';
@@ -32,7 +34,7 @@ export type TrainCliOptions = Omit<TrainArgs, 'data' | 'out' | 'log'> & {
 const ARG_KEYS: readonly (keyof TrainArgs)[] = [
   'data', 'model', 'out', 'log', 'maxLen', 'evalRatio', 'seed', 'shuffle', 'batchSize', 'gradAccum', 'epochs', 'maxSteps',
   'lr', 'weightDecay', 'warmupRatio', 'lrScheduler', 'maxGradNorm', 'dtype', 'checkpointing', 'saveEveryEpoch',
-  'saveSteps', 'saveTotalLimit',
+  'saveSteps', 'saveTotalLimit', 'loraRank', 'loraAlpha', 'loraDropout', 'loraTargets', 'adapter', 'merge',
 ];
 
 /**
@@ -155,6 +157,8 @@ async function trainLocked(opts: TrainCliOptions, explicit: (key: string) => boo
     say(`resuming ${resume.dir} at step ${resume.state.step}${moved ? `, writing into ${args.out} (the checkpoint was written in ${from})` : ''}`);
   }
 
+  const lora = resolveLora(args, cfg, explicit, resume !== undefined);
+  if (lora) say(`LoRA r ${lora.config.r}, alpha ${lora.config.alpha}, dropout ${lora.config.dropout} on ${lora.config.targets.join(', ')}${args.adapter && !resume ? `, starting from ${args.adapter}` : ''}; the base stays frozen in ${args.dtype}`);
   const data = { train, eval: evalSet, fingerprint: dataFingerprint([...train, ...evalSet]) };
   Trainer.check({ args, data, resume, overwrite }); // before the (slow) engine set-up
 
@@ -171,6 +175,7 @@ async function trainLocked(opts: TrainCliOptions, explicit: (key: string) => boo
     beta1: 0.9,
     beta2: 0.999,
     eps: 1e-8,
+    ...(lora ? { lora: { config: lora.config, seed: args.seed, initial: lora.initial } } : {}),
   });
   // Written once the model loaded, so a bad --model leaves OUT untouched; --overwrite removes the
   // earlier run's files only now, when every input has been read.
@@ -198,6 +203,7 @@ async function trainLocked(opts: TrainCliOptions, explicit: (key: string) => boo
   try {
     const trainer = await Trainer.create({
       args, engine, cfg: engine.cfg, data, tokenizerDir: args.model, resume, progress, stop, overwrite,
+      adapter: lora ? { config: lora.config, baseModel: args.model, merge: args.merge === true } : undefined,
     });
     if (evalSet.length > 0) {
       // The held-out samples, so that `wgpu-char eval --data OUT/eval_data.jsonl --model OUT` reproduces the logged eval loss.
@@ -210,4 +216,41 @@ async function trainLocked(opts: TrainCliOptions, explicit: (key: string) => boo
     progress.finish();
     uninstall();
   }
+}
+
+/**
+ * The run's LoRA settings, or undefined for full fine-tuning. `--adapter DIR` reads the adapter
+ * (PEFT format, checked against the base): its config fixes rank, alpha, dropout and targets, and an
+ * explicit --lora-* option that disagrees is an error. Otherwise --lora-rank turns LoRA on with
+ * alpha 2 × rank, dropout 0.05 and all seven projections unless given. The resolved values are
+ * written back into `args`, so checkpoints carry them and a resume must match them.
+ */
+export function resolveLora(args: TrainArgs, cfg: LlamaConfig, explicit: (key: string) => boolean, resuming: boolean): { config: LoraConfig; initial?: ReadonlyMap<string, Float32Array> } | undefined {
+  const given = (['loraAlpha', 'loraDropout', 'loraTargets', 'merge'] as const).filter((k) => args[k] !== undefined && args[k] !== false);
+  if (args.loraRank === undefined && args.adapter === undefined) {
+    if (given.length > 0) throw new UserError(`--${given[0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} needs --lora-rank or --adapter`);
+    return undefined;
+  }
+  let config: LoraConfig;
+  let initial: ReadonlyMap<string, Float32Array> | undefined;
+  if (args.adapter !== undefined && !resuming) {
+    const a = readPeftAdapter(args.adapter, cfg);
+    config = a.config;
+    initial = a.tensors;
+    const clash = ([['loraRank', config.r], ['loraAlpha', config.alpha], ['loraDropout', config.dropout], ['loraTargets', config.targets.join(',')]] as const)
+      .filter(([k, v]) => explicit(k) && String(args[k]) !== String(v));
+    if (clash.length > 0) {
+      throw new UserError(`${path.join(args.adapter, 'adapter_config.json')}: fixes ${clash.map(([k, v]) => `${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} ${v}`).join(', ')}; drop the --lora-* options that disagree`);
+    }
+  } else {
+    const r = args.loraRank!;
+    const targets = args.loraTargets === undefined ? DEFAULT_LORA_TARGETS : args.loraTargets.split(',').map((t) => t.trim());
+    for (const t of targets) if (!isLoraModule(t)) throw new UserError(`--lora-targets: ${JSON.stringify(t)} is not one of ${DEFAULT_LORA_TARGETS.join(', ')}`);
+    config = { r, alpha: args.loraAlpha ?? 2 * r, dropout: args.loraDropout ?? 0.05, targets: targets as LoraModule[] };
+  }
+  args.loraRank = config.r;
+  args.loraAlpha = config.alpha;
+  args.loraDropout = config.dropout;
+  args.loraTargets = config.targets.join(',');
+  return { config, initial };
 }

@@ -15,7 +15,8 @@ import { accessSync, constants, existsSync, mkdirSync, readdirSync, rmdirSync, r
 import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { acquireLockUntilExit, isAlive } from '../util/lock.ts';
-import { TOKENIZER_FILES } from './checkpoint.ts';
+import { MERGED_DIR, TOKENIZER_FILES } from './checkpoint.ts';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS } from '../formats/peft.ts';
 import type { TrainArgs } from './state.ts';
 
 export const LOCK_FILE = '.train.lock';
@@ -24,7 +25,7 @@ export const EVAL_DATA_FILE = 'eval_data.jsonl';
 
 const WEIGHT_FILE_RE = /^(model\.safetensors|model-\d{5}-of-\d{5}\.safetensors|model\.safetensors\.index\.json)$/;
 const CHECKPOINT_RE = /^checkpoint-(\d+)$/;
-const OTHER_RUN_FILES = ['config.json', LOG_FILE, 'loss.svg', EVAL_DATA_FILE, ...TOKENIZER_FILES];
+const OTHER_RUN_FILES = ['config.json', LOG_FILE, 'loss.svg', EVAL_DATA_FILE, ...TOKENIZER_FILES, ADAPTER_CONFIG, ADAPTER_WEIGHTS, MERGED_DIR];
 const LEFTOVER_RE = /^(.+)\.(\d+)\.(tmp|old)$/;
 
 /** Whether `name` (directly in OUT) is one of a run's files or checkpoints. */

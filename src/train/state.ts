@@ -34,12 +34,23 @@ export interface TrainArgs {
   saveSteps?: number;
   /** --save-total-limit: keep at most this many checkpoint-<step>/ in OUT, removing the oldest after each save, never the one resumed from (0 = all). */
   saveTotalLimit?: number;
+  /** --lora-rank: train a LoRA adapter of this rank on a frozen base (absent: full fine-tuning). */
+  loraRank?: number;
+  /** --lora-alpha (default 2 × rank), --lora-dropout (default 0.05), --lora-targets (comma list of HF module names; default all seven projections). */
+  loraAlpha?: number;
+  loraDropout?: number;
+  loraTargets?: string;
+  /** --adapter: start from this PEFT adapter (its adapter_config.json fixes rank, alpha, dropout and targets). */
+  adapter?: string;
+  /** --merge: also write OUT/merged/, the base with the adapter merged in (a full HF checkpoint). */
+  merge?: boolean;
 }
 
 /** Arguments that change the trajectory: a resumed run must use the checkpoint's values. */
 export const TRAJECTORY_KEYS = [
   'maxLen', 'evalRatio', 'seed', 'shuffle', 'batchSize', 'gradAccum', 'epochs', 'maxSteps',
   'lr', 'weightDecay', 'warmupRatio', 'lrScheduler', 'maxGradNorm', 'dtype',
+  'loraRank', 'loraAlpha', 'loraDropout', 'loraTargets',
 ] as const satisfies readonly (keyof TrainArgs)[];
 
 /** One line of the JSONL log (trainer.ts's header shows both kinds); a checkpoint keeps them all in `log_history`. */

@@ -37,7 +37,7 @@ import { appendLineDurable, DiskFullError, writeFileAtomic } from '../util/atomi
 import { Rng } from '../util/random.ts';
 import { targetCount } from '../data/sft.ts';
 import {
-  LOSS_SVG_FILE, listCheckpoints, removeOldCheckpoints, removeStaleTemps, writeCheckpoint, writeFinalModel,
+  LOSS_SVG_FILE, listCheckpoints, removeOldCheckpoints, removeStaleTemps, writeCheckpoint, writeFinalModel, type AdapterOutput,
   type CheckpointHooks, type LoadedCheckpoint,
 } from './checkpoint.ts';
 import { epochOrder, microBatchesOfStep, orderRng, planEpoch, planRun, type EpochPlan } from './data.ts';
@@ -72,6 +72,8 @@ export interface TrainerOptions {
   checkpointHooks?: CheckpointHooks;
   /** --overwrite: a fresh run may write into an OUT holding another run (the CLI removes its files first). */
   overwrite?: boolean;
+  /** LoRA: the engine's weights are an adapter, saved in PEFT's format (and merged into OUT/merged/ with `merge`). */
+  adapter?: AdapterOutput;
 }
 
 export interface TrainResult {
@@ -217,7 +219,7 @@ export class Trainer {
     if (this.saveStepDue() && this.lastCheckpointStep !== st.step) await this.saveCheckpoint();
 
     const weights = await this.o.engine.exportWeights();
-    await writeFinalModel(args.out, { cfg: this.o.cfg, dtype: args.dtype, weights, tokenizerDir: this.o.tokenizerDir, lossSvg: this.lossSvg() });
+    await writeFinalModel(args.out, { cfg: this.o.cfg, dtype: args.dtype, weights, tokenizerDir: this.o.tokenizerDir, lossSvg: this.lossSvg(), adapter: this.o.adapter });
     this.progress.finish();
     return this.result(false, null);
   }
@@ -305,7 +307,7 @@ export class Trainer {
     const weights = mastersOf(optimizer) ?? await engine.exportWeights();
     const lossSvg = this.lossSvg();
     await writeCheckpoint(dir, {
-      cfg: this.o.cfg, dtype: args.dtype, weights, optimizer, tokenizerDir: this.o.tokenizerDir, state: this.st, lossSvg,
+      cfg: this.o.cfg, dtype: args.dtype, weights, optimizer, tokenizerDir: this.o.tokenizerDir, state: this.st, lossSvg, adapter: this.o.adapter,
     }, this.o.checkpointHooks);
     writeFileAtomic(path.join(args.out, LOSS_SVG_FILE), lossSvg);
     this.lastCheckpointStep = this.st.step;
