@@ -4,6 +4,8 @@
  * split bindings) and for LoRA, and a sampler; and the bound the LoRA issue sets for LLaMA-7B.
  */
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadLlamaConfig, loadLlamaModel } from '../src/formats/hf-checkpoint.ts';
@@ -105,5 +107,18 @@ describe('wgpu-char plan', () => {
     const none = cli(['--batch-size', '1']);
     expect(none.status).toBe(1);
     expect(none.stderr.trim()).toBe('wgpu-char: plan: give one of --model DIR or --config FILE');
+  });
+});
+
+describe.skipIf(!gpu)('train prints its plan and refuses a run over --gpu-memory before allocating', () => {
+  it('one line naming the need and the budget, exit 1, nothing left in --out', () => {
+    const tmp = mkdtempSync(path.join(tmpdir(), 'plan-train-'));
+    const out = path.join(tmp, 'run');
+    const r = spawnSync(process.execPath, ['bin/wgpu-char.js', 'train', '--data', 'examples/prompted_Beethoven.jsonl', '--out', out, '--max-steps', '1', '--eval-ratio', '0', '--max-len', '256', '--gpu-memory', '10MB'], { cwd: root, encoding: 'utf8', timeout: 120_000 });
+    expect(r.status).toBe(1);
+    const lines = r.stderr.trim().split('\n').filter((l) => l.startsWith('wgpu-char: '));
+    expect(lines.some((l) => /^wgpu-char: plan: [0-9.]+ MiB of GPU memory \(weights /.test(l))).toBe(true);
+    expect(lines.pop()).toMatch(/^wgpu-char: training needs [0-9.]+ MiB of GPU memory, more than --gpu-memory 9\.5 MiB: use --lora-rank, a smaller --batch-size or --max-len$/);
+    expect(existsSync(out)).toBe(false);
   });
 });

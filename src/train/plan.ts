@@ -7,12 +7,18 @@
  * pages and staging buffers (a few hundred KiB) are not in it.
  */
 import { storageBytes } from '../gpu/buffers.ts';
+import { formatBytes } from '../util/bytes.ts';
+
+export { formatBytes };
 import { llamaDims, type LlamaConfig } from '../model/config.ts';
 import { logitsChunkRows } from '../model/evaluate.ts';
 import { forwardShape, forwardStateLayout, sequencesPerPass } from '../model/llama.ts';
 import { loraParamTable, type LoraConfig } from '../model/lora.ts';
 import { llamaParamTable, type ParamTable } from '../model/param-table.ts';
-import { trainBufferLayout } from './step.ts';
+import { trainBufferLayout, type TrainStepOptions } from './step.ts';
+import { freemem } from 'node:os';
+import { acquireGpu } from '../node/dawn.ts';
+import { loadLlamaConfig } from '../formats/hf-config.ts';
 
 export interface TrainPlanOptions {
   dtype: 'bf16' | 'f32';
@@ -92,14 +98,20 @@ export function planSampling(cfg: LlamaConfig, o: SamplePlanOptions): MemoryPlan
   return finish(roles);
 }
 
-/** A byte count for people: 1.5 GiB, 98.5 MiB, 12 KiB. */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let u = 0;
-  let v = n;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${n} B` : `${v.toFixed(v >= 100 ? 0 : 1)} ${units[u]}`;
+/**
+ * The memory plan of a TrainStep.create with `opts` on this device, before
+ * anything is allocated: the total, its main roles, and on a software adapter (lavapipe: the GPU's
+ * memory is the host's) the host's free memory.
+ */
+export async function planTrainStep(opts: TrainStepOptions): Promise<{ total: number; summary: string; hostFree: number | null }> {
+  const gpu = await acquireGpu();
+  const cfg = opts.synthetic ? opts.synthetic.config : loadLlamaConfig(opts.modelDir);
+  const p = planTraining(cfg, {
+    dtype: opts.dtype, maxLen: opts.maxLen, batch: opts.maxBatch, checkpointing: opts.checkpointing, lora: opts.lora?.config,
+    maxBindingBytes: Math.min(gpu.maxBindingBytes, opts.bindingLimit ?? Infinity),
+  });
+  const activations = p.saved_activations + p.layer_working_set + p.activation_gradients + (p.lora_buffers ?? 0) + p.logits + p.batch;
+  const optimizer = p.master_weights + p.adapter + p.gradients + p.adam_moments + p.optimizer_scratch;
+  const summary = `weights ${formatBytes(p.weights)}, ${opts.lora ? 'adapter and its optimizer' : 'masters, gradients and Adam moments'} ${formatBytes(optimizer)}, activations ${formatBytes(activations)}`;
+  return { total: p.total, summary, hostFree: gpu.report.isSoftware ? freemem() : null };
 }

@@ -11,6 +11,7 @@ import { loadLlamaConfig } from '../formats/hf-checkpoint.ts';
 import { type LlamaConfig } from '../model/config.ts';
 import { DEFAULT_LORA_TARGETS, isLoraModule, type LoraConfig, type LoraModule } from '../model/lora.ts';
 import { readPeftAdapter } from '../formats/peft.ts';
+import { formatBytes } from '../util/bytes.ts';
 import { listCheckpoints, readCheckpoint, type LoadedCheckpoint } from './checkpoint.ts';
 import { dataFingerprint, describeSkipped, loadTrainData, planEpoch, planRun, splitTrainEval } from './data.ts';
 import type { TrainEngine } from './engine.ts';
@@ -24,12 +25,21 @@ import { checkOverwriteSpares, checkRunDirFree, checkTrainPaths, EVAL_DATA_FILE,
 export type TrainStepCreateOptions = TrainStepOptions;
 export interface TrainStepModule {
   TrainStep: { create(o: TrainStepCreateOptions): Promise<TrainEngine & { cfg: LlamaConfig }> };
+  /** The memory plan of a step with these options on this device, before anything is allocated (absent in the tests' CPU fake). */
+  planTrainStep?(o: TrainStepCreateOptions): Promise<TrainStepPlan>;
 }
 
 /** Option values as commander gives them (`data`, `out`, `log`, `resume` may be absent). */
 export type TrainCliOptions = Omit<TrainArgs, 'data' | 'out' | 'log'> & {
-  data?: string; out?: string; log?: string; resume?: string; overwrite?: boolean; progressEvery: number;
+  data?: string; out?: string; log?: string; resume?: string; overwrite?: boolean; progressEvery: number; gpuMemory?: number;
 };
+
+/** What planTrainStep (src/train/step.ts) says: the total, the main roles in one phrase, and the host's free memory on a software adapter (null on a GPU). */
+export interface TrainStepPlan {
+  total: number;
+  summary: string;
+  hostFree: number | null;
+}
 
 const ARG_KEYS: readonly (keyof TrainArgs)[] = [
   'data', 'model', 'out', 'log', 'maxLen', 'evalRatio', 'seed', 'shuffle', 'batchSize', 'gradAccum', 'epochs', 'maxSteps',
@@ -79,7 +89,7 @@ export function resolveTrainArgs(opts: TrainCliOptions, explicit: (key: string) 
 }
 
 /** The GPU side (src/train/step.ts), loaded only when training. */
-const loadStepModule = (): Promise<TrainStepModule> => import('./step.ts');
+const loadStepModule = async (): Promise<TrainStepModule> => ({ TrainStep: (await import('./step.ts')).TrainStep, planTrainStep: (await import('./plan.ts')).planTrainStep });
 
 /**
  * The whole command: load and split the data, create the engine, train, print the summary.
@@ -164,7 +174,7 @@ async function trainLocked(opts: TrainCliOptions, explicit: (key: string) => boo
 
   const longest = Math.max(...train.map((s) => s.ids.length), ...evalSet.map((s) => s.ids.length));
   const mod = await loadStep();
-  const engine = await mod.TrainStep.create({
+  const stepOptions: TrainStepCreateOptions = {
     modelDir: args.model,
     dtype: args.dtype,
     maxLen: longest,
@@ -176,7 +186,21 @@ async function trainLocked(opts: TrainCliOptions, explicit: (key: string) => boo
     beta2: 0.999,
     eps: 1e-8,
     ...(lora ? { lora: { config: lora.config, seed: args.seed, initial: lora.initial } } : {}),
-  });
+  };
+  // The plan before any allocation: said, and a run that cannot fit is refused here rather than
+  // failing deep inside the allocations.
+  if (mod.planTrainStep) {
+    const p = await mod.planTrainStep(stepOptions);
+    say(`plan: ${formatBytes(p.total)} of GPU memory (${p.summary}); \`wgpu-char plan\` shows every role`);
+    const fix = `${lora ? 'lower --lora-rank' : 'use --lora-rank'}, a smaller --batch-size or --max-len${args.dtype === 'f32' ? ', or --dtype bf16' : ''}`;
+    if (opts.gpuMemory !== undefined && p.total > opts.gpuMemory) {
+      throw new UserError(`training needs ${formatBytes(p.total)} of GPU memory, more than --gpu-memory ${formatBytes(opts.gpuMemory)}: ${fix}`);
+    }
+    if (opts.gpuMemory === undefined && p.hostFree !== null && p.total > p.hostFree) {
+      throw new UserError(`training needs ${formatBytes(p.total)} of GPU memory, and this software adapter's memory is the host's, ${formatBytes(p.hostFree)} free: ${fix} (or --gpu-memory to plan for another budget)`);
+    }
+  }
+  const engine = await mod.TrainStep.create(stepOptions);
   // Written once the model loaded, so a bad --model leaves OUT untouched; --overwrite removes the
   // earlier run's files only now, when every input has been read.
   if (overwrite) {

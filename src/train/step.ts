@@ -514,3 +514,4 @@ function initAdapter(adapter: ParamBuffers, seed: number, initial?: ReadonlyMap<
     adapter.uploadTensor(e, data);
   }
 }
+
