@@ -145,3 +145,80 @@ describe('interview single', () => {
     await expect(runEvalCli(['interview', 'single', '--base-url', 'http://x/v1', '--model', 'org/model', '--out', tempDir(), '--character', 'Beethoven'])).rejects.toThrow(/--label: .* slashes/);
   });
 });
+
+describe('interview turns', () => {
+  const interviewer = (req: ScriptedRequest): ScriptedReply => {
+    const asked = (req.prompt.match(/^Man \(speaking\): /gm) ?? []).length;
+    // The reply runs on into an invented answer after a blank line: only the question is kept.
+    return `  Question ${asked + 1} about "${/topic of this conversation:\n(.*)/.exec(req.prompt)![1]}"?\n\nBeethoven (speaking): invented`;
+  };
+  const answer = (req: ScriptedRequest): ScriptedReply => {
+    const n = (req.prompt.match(/^Man \(speaking\): /gm) ?? []).length;
+    if (req.prompt.endsWith('Question 2 about "What is your interest?"?<|eot|>\nBeethoven (')) return 'thinking): A strange question.';
+    return `speaking): Answer ${n}: first paragraph.\n\nSecond paragraph.`;
+  };
+
+  it('alternates interviewer and character (whole history vs last 8), writes the original schema, resumes, is scored', async () => {
+    const server = await startScriptedServer({ judge: (req) => (req.body.max_tokens === 128 ? interviewer(req) : `Fine.\n${1 + (req.prompt.length % 7)}`), character: answer });
+    const out = tempDir();
+    const qfile = join(out, 'q.json');
+    writeFileSync(qfile, JSON.stringify(QUESTIONS.slice(2, 4)));
+    const args = ['interview', 'turns', '--character', 'Beethoven', '--base-url', server.url, '--model', 'Beethoven-end', '--label', 'sft', '--out', out, '--questions', qfile,
+      '--interviewer-base-url', server.url, '--interviewer-model', 'asker', '--rounds', '5', ...FAST];
+    try {
+      const run = await runEvalCli(args);
+      expect(run.exitCode, run.stdout + run.stderr).toBe(0);
+      expect(server.requests).toHaveLength(2 * 5 * 2);
+      const asks = server.requests.filter((r) => r.endpoint === 'chat');
+      expect(asks.every((r) => r.body.model === 'asker' && r.body.temperature === 0.2 && r.body.top_p === 0.95 && r.body.max_tokens === 128 && r.body.stop === undefined)).toBe(true);
+      const first = asks.find((r) => !r.prompt.includes('Man (speaking): '))!;
+      expect(first.prompt).toMatch(/^You are an interviewer who is curious about Ludwig van Beethoven\./);
+      expect(first.prompt).toContain('About the character:\nLudwig van Beethoven (baptised 17 December 1770');
+      expect(first.prompt.endsWith('The conversation begins:\n\nMan (speaking):')).toBe(true);
+
+      const lines = readFileSync(join(out, 'multiturn_Beethoven_sft_result', 'interview.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+      expect(lines.map((l) => [l.qid, l.topic, l.character, l.model, l.max_turns, l.finished, l.content.length])).toEqual([
+        [0, 'What is your interest?', 'Ludwig van Beethoven', 'Beethoven-end', 5, true, 10],
+        [1, 'Can you write quick sort in Python?', 'Ludwig van Beethoven', 'Beethoven-end', 5, true, 10],
+      ]);
+      expect(lines[0].content.slice(0, 4)).toEqual([
+        { turn_id: 0, turn_role: 'interviewer', turn_content: [{ role: 'Man', action: '(speaking)', content: 'Question 1 about "What is your interest?"?' }] },
+        { turn_id: 0, turn_role: 'character', turn_content: [{ role: 'Beethoven', action: '(speaking)', content: 'Answer 1: first paragraph.' }] },
+        { turn_id: 1, turn_role: 'interviewer', turn_content: [{ role: 'Man', action: '(speaking)', content: 'Question 2 about "What is your interest?"?' }] },
+        { turn_id: 1, turn_role: 'character', turn_content: [{ role: 'Beethoven', action: '(thinking)', content: 'A strange question.' }] },
+      ]);
+      // The interviewer sees everything, thinking turns included; the character only the last 8 entries.
+      const lastAsk = asks.filter((r) => r.prompt.includes('What is your interest?')).at(-1)!.prompt;
+      expect(lastAsk).toContain('Man (speaking): Question 1 about');
+      expect(lastAsk).toContain('Beethoven (thinking): A strange question.\n\n');
+      const lastAnswer = server.requests.filter((r) => r.endpoint === 'completions' && r.prompt.includes('about "What is your interest?"')).at(-1)!.prompt;
+      expect(lastAnswer).not.toContain('Question 1 about');
+      expect(lastAnswer).toContain('Beethoven (speaking): Answer 1: first paragraph.<|eot|>\nMan (speaking): Question 2');
+      expect(lastAnswer.endsWith('Man (speaking): Question 5 about "What is your interest?"?<|eot|>\nBeethoven (')).toBe(true);
+
+      const before = readFileSync(join(out, 'multiturn_Beethoven_sft_result', 'interview.jsonl'), 'utf8');
+      expect((await runEvalCli(args)).exitCode).toBe(0);
+      expect(server.requests).toHaveLength(20);
+      expect(readFileSync(join(out, 'multiturn_Beethoven_sft_result', 'interview.jsonl'), 'utf8')).toBe(before);
+
+      const scoreOut = tempDir();
+      const scored = await runEvalCli(['score', '--results', out, '--judge-base-url', server.url, '--judge-model', 'j', '--out', scoreOut, ...FAST]);
+      expect(scored.exitCode, scored.stdout).toBe(0);
+      const scores = JSON.parse(readFileSync(join(scoreOut, 'scores.json'), 'utf8'));
+      expect(scores.results.map((r: { protocol: string; dimension: string; n: number }) => [r.protocol, r.dimension, r.n])).toEqual(
+        ['memory', 'values', 'personality', 'hallucination', 'stability'].map((d) => ['turns', d, 2]),
+      );
+      const judged = server.requests.filter((r) => r.endpoint === 'chat' && r.body.max_tokens === 512).map((r) => r.prompt);
+      expect(judged[0]).toContain('[Interactions]\nMan: Question 1 about');
+      expect(judged.every((p) => !p.includes('A strange question.'))).toBe(true);
+    } finally {
+      await server.close();
+    }
+  }, 30_000);
+
+  it('--prompts without the interviewer prompt is a one-line error', async () => {
+    const dir = tempDir();
+    await expect(runEvalCli(['interview', 'turns', '--character', 'Beethoven', '--base-url', 'http://127.0.0.1:9/v1', '--model', 'm', '--out', dir,
+      '--interviewer-base-url', 'http://127.0.0.1:9/v1', '--interviewer-model', 'a', '--prompts', dir])).rejects.toThrow(`${dir}/agent_meta_prompt_interviewer_chatgpt.txt: interviewer prompt not found`);
+  });
+});

@@ -24,6 +24,8 @@ import { EOT, type Turn } from '../data/prompted.ts';
 import { buildChatPrompt, parseCompletion, type ChatSetting } from '../gen/chat-prompt.ts';
 import { fullNameOf } from '../gen/characters.ts';
 import { acquireLockUntilExit } from '../util/lock.ts';
+import { fillTemplate, placeholdersOf } from '../data/template.ts';
+import { pyStrip } from '../data/pipeline/text.ts';
 import { writeFileAtomic } from '../util/atomic.ts';
 
 /** The interviews' scene: the README demo's coffee shop with the longer status the interview scripts use. */
@@ -188,6 +190,143 @@ export async function runInterviewSingle(opts: InterviewSingleOptions): Promise<
       writeFileAtomic(report.resultPath, JSON.stringify(records, null, 2) + '\n');
     }
     return report;
+  } finally {
+    release();
+  }
+}
+
+/** The interviewer prompt's file name (the original's, so `--prompts` can point at its folder) and its placeholders. */
+export const INTERVIEWER_PROMPT_FILE = 'agent_meta_prompt_interviewer_chatgpt.txt';
+export const INTERVIEWER_PLACEHOLDERS = ['character', 'topic', 'profile', 'loc_time', 'status'] as const;
+/** Our interviewer prompt (our own words, the original's placeholders). */
+export const DEFAULT_INTERVIEWER_DIR = fileURLToPath(new URL('./interviewer/', import.meta.url));
+
+export function loadInterviewerPrompt(dir: string = DEFAULT_INTERVIEWER_DIR): string {
+  const path = join(dir, INTERVIEWER_PROMPT_FILE);
+  if (!existsSync(path)) throw new UserError(`${path}: interviewer prompt not found (--prompts must hold ${INTERVIEWER_PROMPT_FILE})`);
+  const text = pyStrip(readFileSync(path, 'utf8').replace(/\r\n?/g, '\n'));
+  const unknown = placeholdersOf(text).filter((p) => !(INTERVIEWER_PLACEHOLDERS as readonly string[]).includes(p));
+  if (unknown.length > 0) throw new UserError(`${path}: unknown placeholder(s) ${unknown.map((p) => `{${p}}`).join(', ')}; allowed: ${INTERVIEWER_PLACEHOLDERS.join(', ')}`);
+  if (!placeholdersOf(text).includes('topic')) throw new UserError(`${path}: template never uses {topic}, so the interviewer would not know the question`);
+  return text;
+}
+
+/** The interviewer's prompt: the filled meta prompt + "\n\n", the WHOLE history (the original's filter), then `Man (speaking):`. */
+export function interviewerPrompt(header: string, shortName: string, history: readonly Turn[]): string {
+  let prompt = header;
+  for (const t of history) if (t.role === shortName || t.action === '(speaking)') prompt += `${t.role} ${t.action}: ${t.content}\n\n`;
+  return prompt + `${INTERVIEWER_ROLE} (speaking):`;
+}
+
+/** The interviewer's question: its reply up to the first blank line, stripped. */
+export function parseInterviewerReply(reply: string): Turn {
+  return { role: INTERVIEWER_ROLE, action: '(speaking)', content: pyStrip(reply.replace(/\r\n?/g, '\n').split('\n\n')[0]!) };
+}
+
+/** A line of the multi-turn output, in the original's schema (`character` is the full name, `model` the served name). */
+export type TurnsRecord = {
+  character: string;
+  model: string;
+  topic: string;
+  qid: number;
+  max_turns: number;
+  finished: boolean;
+  content: { turn_id: number; turn_role: 'interviewer' | 'character'; turn_content: Turn[] }[];
+};
+
+export type InterviewTurnsOptions = Omit<InterviewSingleOptions, 'maxThinking'> & {
+  rounds: number;
+  interviewer: Omit<GenerationSettings, 'endpoint' | 'stop'>;
+  interviewerTemplate: string;
+  profile: string;
+};
+
+/** `resultPath` is undefined while some interview has a failed request. */
+export type InterviewTurnsReport = { resultPath?: string; interviews: number; finished: number; failed: number; steps: StageSummary[] };
+
+/**
+ * `wgpu-char interview turns`: per question (the interview's topic) `rounds` exchanges; the
+ * interviewer model sees the whole history, the character the last 8 entries. All interviews
+ * advance in lockstep, one request per interview per step, through the pipeline's runner (two
+ * logs: interviewer and character), so each step's prompts are rebuilt from the logged replies
+ * and a re-run resumes at the first missing step. An interview whose request failed after all
+ * attempts stops there; the output is written once every interview is finished (a re-run retries).
+ *
+ * As in the original: a character reply may be a thinking turn (it is that turn's answer, no
+ * re-ask), each of its elements is cut at its first blank line, and the interviewer sees the
+ * character's last element.
+ */
+export async function runInterviewTurns(opts: InterviewTurnsOptions): Promise<InterviewTurnsReport> {
+  const setting = interviewSetting(opts.shortName, opts.fullName);
+  const logDir = join(opts.outDir, 'logs');
+  mkdirSync(logDir, { recursive: true });
+  const base = `${opts.shortName}_${opts.label}`;
+  const release = acquireLockUntilExit(join(logDir, `${base}.turns.lock`), {
+    onTakeover: (pid) => opts.progressStream?.write(`wgpu-char: ${logDir}: taking over the lock of pid ${pid}, which is no longer running\n`),
+  });
+  try {
+    const character = new CompletionClient({ ...opts.settings, model: opts.model, endpoint: 'completions', stop: [EOT], systemPrompt: '' }, opts.retry);
+    const interviewer = new CompletionClient({ ...opts.interviewer, endpoint: 'chat' }, opts.retry);
+    const state = opts.questions.map((q, qid) => ({
+      qid,
+      topic: q.question,
+      header: fillTemplate(opts.interviewerTemplate, { character: setting.fullName, topic: q.question, profile: opts.profile, loc_time: setting.location, status: setting.status }, 'interviewer prompt') + '\n\n',
+      interviewerHistory: [] as Turn[],
+      characterHistory: [] as Turn[],
+      content: [] as TurnsRecord['content'],
+      failed: false,
+    }));
+    const steps: StageSummary[] = [];
+    for (let turn = 0; turn < opts.rounds; turn++) {
+      for (const role of ['interviewer', 'character'] as const) {
+        const live = state.filter((s) => !s.failed);
+        if (live.length === 0) break;
+        const items = live.map((s) => ({
+          id: `q${s.qid}-t${turn}-${role}`,
+          s,
+          prompt: role === 'interviewer' ? interviewerPrompt(s.header, opts.shortName, s.interviewerHistory) : buildChatPrompt(setting, s.characterHistory),
+        }));
+        const { summary, results } = await runStage({
+          stage: `${role === 'interviewer' ? 'ask' : 'answer'} ${turn + 1}/${opts.rounds}`,
+          items,
+          logPath: join(logDir, `${base}.turns.${role}.log.jsonl`),
+          client: role === 'interviewer' ? interviewer : character,
+          concurrency: opts.concurrency,
+          progressStream: opts.progressStream,
+          progressIntervalMs: opts.progressIntervalMs,
+        });
+        steps.push(summary);
+        for (const { id, s } of items) {
+          const ok = results.get(id);
+          if (!ok) {
+            s.failed = true;
+            continue;
+          }
+          if (role === 'interviewer') {
+            const q = parseInterviewerReply(ok.completion);
+            s.content.push({ turn_id: turn, turn_role: 'interviewer', turn_content: [q] });
+            s.interviewerHistory.push(q);
+            s.characterHistory.push(q);
+          } else {
+            const a = parseCharacterReply(opts.shortName, ok.completion);
+            const cut = { ...a, content: a.content.split('\n\n')[0]! };
+            s.content.push({ turn_id: turn, turn_role: 'character', turn_content: [cut] });
+            s.interviewerHistory.push(cut);
+            s.characterHistory.push(cut);
+          }
+        }
+      }
+    }
+    const finished = state.filter((s) => !s.failed);
+    const lines = finished.map((s): TurnsRecord => ({ character: setting.fullName, model: opts.model, topic: s.topic, qid: s.qid, max_turns: opts.rounds, finished: true, content: s.content }));
+    let resultPath: string | undefined;
+    if (finished.length === state.length) {
+      const dir = join(opts.outDir, resultDirName(opts.shortName, opts.label, 'turns'));
+      mkdirSync(dir, { recursive: true });
+      resultPath = join(dir, 'interview.jsonl');
+      writeFileAtomic(resultPath, lines.map((l) => JSON.stringify(l) + '\n').join(''));
+    }
+    return { resultPath, interviews: state.length, finished: finished.length, failed: state.length - finished.length, steps };
   } finally {
     release();
   }
