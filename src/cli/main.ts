@@ -14,14 +14,16 @@ import * as data from './data.ts';
 import * as evaluate from './eval.ts';
 import * as generate from './generate.ts';
 import * as info from './info.ts';
+import * as interview from './interview.ts';
 import * as plan from './plan.ts';
+import * as score from './score.ts';
 import * as serve from './serve.ts';
 import * as train from './train.ts';
 
 const PROGRAM_NAME = 'wgpu-char';
 
 /** The commands, in the order `wgpu-char --help` lists them. Each module imports its GPU code only when its command runs. */
-const COMMANDS: readonly { register(program: Command): void }[] = [info, chat, generate, evaluate, data, train, plan, serve];
+const COMMANDS: readonly { register(program: Command): void }[] = [info, chat, generate, evaluate, data, train, plan, serve, interview, score];
 
 /** The version in package.json, read from the package this file belongs to. */
 function packageVersion(): string {

@@ -22,6 +22,14 @@ export type GenerationSettings = {
   systemPrompt: string;
   /** Per-attempt timeout. */
   timeoutMs: number;
+  /**
+   * 'chat' (default): POST /chat/completions with the system message and the prompt as the user
+   * message. 'completions': POST /completions with the raw prompt and no system message (how the
+   * interviews call a trained character: its prompt is already the whole SFT-format text).
+   */
+  endpoint?: 'chat' | 'completions';
+  /** Stop strings; omitted from the request when undefined. */
+  stop?: string[];
 };
 
 export type RetryPolicy = {
@@ -117,28 +125,48 @@ export class CompletionClient {
   /** One attempt; throws on transport errors and on an empty reply. */
   private async attempt(prompt: string): Promise<{ text: string; finishReason: string; usage: Usage }> {
     const s = this.settings;
-    const response = await this.client.chat.completions.create(
-      {
-        model: s.model,
-        messages: [
-          { role: 'system', content: s.systemPrompt },
-          { role: 'user', content: prompt },
-        ],
-        temperature: s.temperature,
-        top_p: s.topP,
-        frequency_penalty: 0,
-        presence_penalty: 0,
-        ...(s.maxTokens !== undefined ? { max_tokens: s.maxTokens } : {}),
-      },
-      { timeout: s.timeoutMs },
-    );
-    const choice = response.choices?.[0];
-    const text = choice?.message?.content ?? '';
-    if (text.trim() === '') throw new EmptyReplyError(choice ? 'empty reply' : 'reply without choices');
+    const common = {
+      model: s.model,
+      temperature: s.temperature,
+      top_p: s.topP,
+      frequency_penalty: 0,
+      presence_penalty: 0,
+      ...(s.maxTokens !== undefined ? { max_tokens: s.maxTokens } : {}),
+      ...(s.stop !== undefined ? { stop: s.stop } : {}),
+    };
+    let text: string;
+    let finishReason: string | undefined;
+    let usage: { prompt_tokens?: number; completion_tokens?: number } | undefined;
+    let hasChoice: boolean;
+    if (s.endpoint === 'completions') {
+      const response = await this.client.completions.create({ ...common, prompt }, { timeout: s.timeoutMs });
+      const choice = response.choices?.[0];
+      hasChoice = choice !== undefined;
+      text = choice?.text ?? '';
+      finishReason = choice?.finish_reason ?? undefined;
+      usage = response.usage;
+    } else {
+      const response = await this.client.chat.completions.create(
+        {
+          ...common,
+          messages: [
+            { role: 'system', content: s.systemPrompt },
+            { role: 'user', content: prompt },
+          ],
+        },
+        { timeout: s.timeoutMs },
+      );
+      const choice = response.choices?.[0];
+      hasChoice = choice !== undefined;
+      text = choice?.message?.content ?? '';
+      finishReason = choice?.finish_reason ?? undefined;
+      usage = response.usage;
+    }
+    if (text.trim() === '') throw new EmptyReplyError(hasChoice ? 'empty reply' : 'reply without choices');
     return {
       text,
-      finishReason: choice?.finish_reason ?? 'unknown',
-      usage: { prompt_tokens: response.usage?.prompt_tokens ?? 0, completion_tokens: response.usage?.completion_tokens ?? 0 },
+      finishReason: finishReason ?? 'unknown',
+      usage: { prompt_tokens: usage?.prompt_tokens ?? 0, completion_tokens: usage?.completion_tokens ?? 0 },
     };
   }
 
