@@ -102,7 +102,12 @@ function crc32(b: Uint8Array): number {
   return ~c >>> 0;
 }
 
-function zip(entries: [string, Uint8Array][], method = 0): Buffer {
+/**
+ * A STORED zip; `zip64` writes it as a writer does past 4 GiB: 0xffffffff in the central directory's
+ * sizes and offsets with the real values in a ZIP64 extra field, 0xffff/0xffffffff in the end record,
+ * and a ZIP64 end record + locator.
+ */
+function zip(entries: [string, Uint8Array][], method = 0, zip64 = false): Buffer {
   const locals: Buffer[] = [];
   const central: Buffer[] = [];
   let off = 0;
@@ -120,21 +125,44 @@ function zip(entries: [string, Uint8Array][], method = 0): Buffer {
     c.writeUInt32LE(0x02014b50, 0);
     c.writeUInt16LE(method, 10);
     c.writeUInt32LE(crc32(data), 16);
-    c.writeUInt32LE(data.length, 20);
-    c.writeUInt32LE(data.length, 24);
+    c.writeUInt32LE(zip64 ? 0xffffffff : data.length, 20);
+    c.writeUInt32LE(zip64 ? 0xffffffff : data.length, 24);
     c.writeUInt16LE(n.length, 28);
-    c.writeUInt32LE(off, 42);
-    central.push(c, n);
+    c.writeUInt32LE(zip64 ? 0xffffffff : off, 42);
+    if (zip64) {
+      const x = Buffer.alloc(28);
+      x.writeUInt16LE(0x0001, 0);
+      x.writeUInt16LE(24, 2);
+      x.writeBigUInt64LE(BigInt(data.length), 4); // uncompressed, compressed, local header offset
+      x.writeBigUInt64LE(BigInt(data.length), 12);
+      x.writeBigUInt64LE(BigInt(off), 20);
+      c.writeUInt16LE(x.length, 30);
+      central.push(c, n, x);
+    } else {
+      central.push(c, n);
+    }
     off += 30 + n.length + data.length;
   }
   const cd = Buffer.concat(central);
   const e = Buffer.alloc(22);
   e.writeUInt32LE(0x06054b50, 0);
-  e.writeUInt16LE(entries.length, 8);
-  e.writeUInt16LE(entries.length, 10);
-  e.writeUInt32LE(cd.length, 12);
-  e.writeUInt32LE(off, 16);
-  return Buffer.concat([...locals, cd, e]);
+  e.writeUInt16LE(zip64 ? 0xffff : entries.length, 8);
+  e.writeUInt16LE(zip64 ? 0xffff : entries.length, 10);
+  e.writeUInt32LE(zip64 ? 0xffffffff : cd.length, 12);
+  e.writeUInt32LE(zip64 ? 0xffffffff : off, 16);
+  if (!zip64) return Buffer.concat([...locals, cd, e]);
+  const rec = Buffer.alloc(56);
+  rec.writeUInt32LE(0x06064b50, 0);
+  rec.writeBigUInt64LE(44n, 4);
+  rec.writeBigUInt64LE(BigInt(entries.length), 24);
+  rec.writeBigUInt64LE(BigInt(entries.length), 32);
+  rec.writeBigUInt64LE(BigInt(cd.length), 40);
+  rec.writeBigUInt64LE(BigInt(off), 48);
+  const loc = Buffer.alloc(20);
+  loc.writeUInt32LE(0x07064b50, 0);
+  loc.writeBigUInt64LE(BigInt(off + cd.length), 8);
+  loc.writeUInt32LE(1, 16);
+  return Buffer.concat([...locals, cd, rec, loc, e]);
 }
 
 const P = {
@@ -172,9 +200,9 @@ function tensorPickle(size: number[], stride: number[], offset = 0, numel = 6): 
   ]);
 }
 
-function archive(name: string, pkl: Buffer, storages: [string, Uint8Array][] = [['0', new Uint8Array(24)]], method = 0): string {
+function archive(name: string, pkl: Buffer, storages: [string, Uint8Array][] = [['0', new Uint8Array(24)]], method = 0, zip64 = false): string {
   const file = path.join(tmp, name);
-  writeFileSync(file, zip([['archive/data.pkl', pkl], ...storages.map(([k, d]): [string, Uint8Array] => [`archive/data/${k}`, d])], method));
+  writeFileSync(file, zip([['archive/data.pkl', pkl], ...storages.map(([k, d]): [string, Uint8Array] => [`archive/data/${k}`, d])], method, zip64));
   return file;
 }
 
@@ -185,6 +213,10 @@ describe('the restricted unpickler', () => {
     expect(f.info('w').shape).toEqual([2, 2]);
     expect([...f.readF32('w')]).toEqual([3, 4, 5, 6]);
     f.close();
+    // The same archive with ZIP64 records, as torch.save writes shards past 4 GiB (a 7B model's).
+    const f64 = TorchBinFile.open(archive('zip64.bin', tensorPickle([2, 2], [2, 1], 2), [['0', new Uint8Array(data.buffer)]], 0, true));
+    expect([...f64.readF32('w')]).toEqual([3, 4, 5, 6]);
+    f64.close();
   });
 
   it('refuses a GLOBAL os.system before anything could run', () => {
