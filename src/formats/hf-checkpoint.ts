@@ -1,5 +1,5 @@
 /**
- * LLaMA checkpoints on disk in HF layout (config.json + safetensors; tensor names and shapes:
+ * LLaMA checkpoints on disk in HF layout (config.json + safetensors or PyTorch .bin; tensor names and shapes:
  * src/model/weights.ts): reading and writing config.json, streaming the weights of a checkpoint
  * directory onto the GPU or into CPU arrays (checked against the config), and saving one.
  */
@@ -13,7 +13,8 @@ import { withGpuErrorCheck } from '../gpu/buffers.ts';
 import { llamaConfigToJson, parseLlamaConfig, type LlamaConfig } from '../model/config.ts';
 import { LlamaModel } from '../model/llama.ts';
 import type { ElemType, ParamBuffers } from '../model/param-buffers.ts';
-import { SafetensorsModel, writeSafetensorsSharded, type TensorToWrite, DEFAULT_MAX_SHARD_BYTES } from './safetensors.ts';
+import { writeSafetensorsSharded, type TensorToWrite, DEFAULT_MAX_SHARD_BYTES } from './safetensors.ts';
+import { openWeights, type WeightsSource } from './weights-source.ts';
 import { EMBED_TOKENS, LM_HEAD, llamaWeightSpecs, type WeightSpec } from '../model/weights.ts';
 import { loadLlamaConfig, readConfigFile } from './hf-config.ts';
 import { noteOnStderr, type Note } from '../notes.ts';
@@ -36,8 +37,8 @@ export function writeLlamaConfig(dir: string, cfg: LlamaConfig): void {
  * `onNote`: an `architectures` naming another model than LlamaForCausalLM (loaded as a LLaMA, as
  * model_type says), an `lm_head.weight` with tie_word_embeddings true (the embedding is the output layer).
  */
-export function openLlamaWeights(dir: string, cfg: LlamaConfig, opts: { onNote?: Note } = {}): SafetensorsModel {
-  const st = SafetensorsModel.open(dir);
+export function openLlamaWeights(dir: string, cfg: LlamaConfig, opts: { onNote?: Note } = {}): WeightsSource {
+  const st = openWeights(dir);
   try {
     checkLlamaTensors(st, cfg);
   } catch (e) {
@@ -63,7 +64,7 @@ export function openLlamaWeights(dir: string, cfg: LlamaConfig, opts: { onNote?:
  * f32 buffers, bf16 bits (rounded to nearest even from F32 sources) into bf16 ones. The one loader
  * of the model weights of every command, and of the trainer's f32 master weights beside its bf16 copy.
  */
-export function uploadLlamaWeights(st: SafetensorsModel, cfg: LlamaConfig, targets: ParamBuffers[]): void {
+export function uploadLlamaWeights(st: WeightsSource, cfg: LlamaConfig, targets: ParamBuffers[]): void {
   const unique = [...new Set(targets)];
   for (const s of llamaWeightSpecs(cfg)) {
     for (const t of unique) t.uploadTensor(t.table.get(s.name), t.elem === 'f32' ? st.readF32(s.name) : st.readBf16(s.name));
@@ -71,7 +72,7 @@ export function uploadLlamaWeights(st: SafetensorsModel, cfg: LlamaConfig, targe
 }
 
 /**
- * Loads a HF LLaMA directory (config.json + model.safetensors or shards) onto the GPU. Running out
+ * Loads a HF LLaMA directory (config.json + safetensors or PyTorch .bin weights) onto the GPU. Running out
  * of GPU memory is one clear error. A smaller `maxBindingBytes` than the device's splits tensors
  * into more chunks (the tests of the 7B-style chunked paths).
  */
@@ -85,7 +86,7 @@ export async function loadLlamaModel(gpu: Gpu, dir: string, dtype: ElemType, max
  * The GPU half of loadLlamaModel, for a checkpoint already opened and checked (openLlamaWeights,
  * which needs no GPU): allocates the model and uploads the weights; closes `st`.
  */
-export async function uploadLlamaModel(gpu: Gpu, dir: string, cfg: LlamaConfig, st: SafetensorsModel, dtype: ElemType,
+export async function uploadLlamaModel(gpu: Gpu, dir: string, cfg: LlamaConfig, st: WeightsSource, dtype: ElemType,
   maxBindingBytes = gpu.maxBindingBytes): Promise<LlamaModel> {
   try {
     const model = await withGpuErrorCheck(gpu, `${dir}: allocating the ${dtype} weights`, () => LlamaModel.allocate(gpu, cfg, dtype, maxBindingBytes));
@@ -110,7 +111,7 @@ const IGNORED = /(^|\.)rotary_emb\.inv_freq$/;
 const shapeStr = (s: readonly number[]) => `[${s.join(',')}]`;
 
 /**
- * Loads every weight of `cfg` from the checkpoint `dir` (model.safetensors or index + shards) as
+ * Loads every weight of `cfg` from the checkpoint `dir` (safetensors or PyTorch .bin, one file or index + shards) as
  * f32 values or bf16 bits (F32 sources rounded to nearest even). Checks names and shapes against
  * llamaWeightSpecs before reading any data: a missing, unexpected or wrong-shaped tensor is one
  * UserError naming the file and the tensor. `rotary_emb.inv_freq` buffers are ignored, and so is an
@@ -141,7 +142,7 @@ const LAYER_RE = /^model\.layers\.(\d+)\./;
  * names alone): checked before anything sized by the config is built, so a config claiming 1e9
  * layers is one line naming config.json, not a heap exhausted by a billion-entry tensor list.
  */
-export function checkLayerCount(model: SafetensorsModel, cfg: LlamaConfig): void {
+export function checkLayerCount(model: WeightsSource, cfg: LlamaConfig): void {
   let maxLayer = -1;
   for (const name of model.names()) {
     const m = LAYER_RE.exec(name);
@@ -158,7 +159,7 @@ export function checkLayerCount(model: SafetensorsModel, cfg: LlamaConfig): void
  * Throws the first missing / unexpected / wrong-shaped tensor of `model` against `specs` (default:
  * the config's), after checking the layer count (checkLayerCount) before building them.
  */
-export function checkLlamaTensors(model: SafetensorsModel, cfg: LlamaConfig, specs?: WeightSpec[]): void {
+export function checkLlamaTensors(model: WeightsSource, cfg: LlamaConfig, specs?: WeightSpec[]): void {
   if (!specs) {
     checkLayerCount(model, cfg);
     specs = llamaWeightSpecs(cfg);

@@ -310,7 +310,7 @@ function parseHeader(file: string, fd: number, fileSize: number):
   return { metadata, tensors: new Map(entries.map((t) => [t.name, t])), dataStart };
 }
 
-function tensorToF32(file: string, name: string, t: Tensor): Float32Array<ArrayBuffer> {
+export function tensorToF32(file: string, name: string, t: Tensor): Float32Array<ArrayBuffer> {
   switch (t.dtype) {
     case 'F32': return t.data as Float32Array<ArrayBuffer>;
     case 'BF16': return bf16ArrayToF32(t.data as Uint16Array<ArrayBuffer>);
@@ -320,7 +320,7 @@ function tensorToF32(file: string, name: string, t: Tensor): Float32Array<ArrayB
   }
 }
 
-function tensorToBf16(file: string, name: string, t: Tensor): Uint16Array<ArrayBuffer> {
+export function tensorToBf16(file: string, name: string, t: Tensor): Uint16Array<ArrayBuffer> {
   switch (t.dtype) {
     case 'BF16': return t.data as Uint16Array<ArrayBuffer>;
     case 'F32': return f32ArrayToBf16(t.data as Float32Array<ArrayBuffer>);
