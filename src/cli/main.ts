@@ -13,6 +13,7 @@ import * as applyDelta from './apply-delta.ts';
 import * as chat from './chat.ts';
 import * as data from './data.ts';
 import * as evaluate from './eval.ts';
+import * as exportCmd from './export.ts';
 import * as generate from './generate.ts';
 import * as info from './info.ts';
 import * as interview from './interview.ts';
@@ -24,7 +25,7 @@ import * as train from './train.ts';
 const PROGRAM_NAME = 'wgpu-char';
 
 /** The commands, in the order `wgpu-char --help` lists them. Each module imports its GPU code only when its command runs. */
-const COMMANDS: readonly { register(program: Command): void }[] = [info, chat, generate, evaluate, data, train, plan, serve, interview, score, applyDelta];
+const COMMANDS: readonly { register(program: Command): void }[] = [info, chat, generate, evaluate, data, train, plan, serve, exportCmd, interview, score, applyDelta];
 
 /** The version in package.json, read from the package this file belongs to. */
 function packageVersion(): string {
