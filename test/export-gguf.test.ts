@@ -249,7 +249,7 @@ function makeOddModel(): Promise<string> {
 interface PeerModel {
   tokenize(text: string): number[];
   readonly tokens: { readonly bos: number | null; readonly eos: number | null };
-  createContext(o: { contextSize: number }): Promise<{ getSequence(): { evaluate(tokens: number[], o: { temperature: number }): AsyncGenerator<number, void, void> }; dispose(): Promise<void> }>;
+  createContext(o: { contextSize: number; threads?: number }): Promise<{ getSequence(): { evaluate(tokens: number[], o: { temperature: number }): AsyncGenerator<number, void, void> }; dispose(): Promise<void> }>;
   dispose(): Promise<void>;
 }
 interface PeerLlama {
@@ -295,7 +295,9 @@ describe.skipIf(!peer || !gpu)('llama.cpp loads our exports', () => {
       for (const p of prompts) {
         const ids = model.tokenize(p);
         tokenize.push(ids);
-        const ctx = await model.createContext({ contextSize: 128 });
+        // One thread: llama.cpp's default thread pool spins on this 2-core machine (20 tokens of
+        // weights/tiny took 53 s with the default, 0.02 s with one thread).
+        const ctx = await model.createContext({ contextSize: 128, threads: 1 });
         const seq = ctx.getSequence();
         const got: number[] = [];
         for await (const t of seq.evaluate([model.tokens.bos!, ...ids], { temperature: 0 })) {
