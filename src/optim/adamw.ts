@@ -129,6 +129,8 @@ export class AdamW {
     const seed = opts.seed ?? 0;
     if (moments !== 'f32' && moments !== 'bf16') throw new Error(`AdamW: moments must be 'f32' or 'bf16', got '${String(moments)}'`);
     if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`AdamW: seed must be a u32, got ${seed}`);
+    const rounding = opts.momentsRounding ?? 'stochastic';
+    if (rounding !== 'stochastic' && rounding !== 'nearest') throw new Error(`AdamW: momentsRounding must be 'stochastic' or 'nearest', got '${String(rounding)}'`);
     const names = new Set<string>();
     for (const p of params) {
       if (names.has(p.name)) throw new Error(`AdamW: parameter '${p.name}' given twice`);
@@ -142,6 +144,7 @@ export class AdamW {
         const x = p[key];
         if (x !== undefined && (!Number.isInteger(x) || x < 0 || x > 0xffffffff)) throw new Error(`AdamW '${p.name}': ${key} must be a u32, got ${x}`);
       }
+      if ((p.rngOffset ?? 0) + p.n > 2 ** 32) throw new Error(`AdamW '${p.name}': element indices rngOffset + n exceed 2^32`);
       if (p.bf16Copy) {
         const s = sliceOf(p.bf16Copy);
         assertSliceFits(`AdamW '${p.name}'.bf16Copy`, s.buf, s.offset, p.n, 2);
@@ -186,7 +189,7 @@ export class AdamW {
             WG: wg,
             WRITE_BF16: p.bf16Copy !== undefined,
             MOMENTS_BF16: moments === 'bf16',
-            MOMENTS_SR: (opts.momentsRounding ?? 'stochastic') === 'stochastic',
+            MOMENTS_SR: rounding === 'stochastic',
           },
           bindings: [gradNorm.norm, sliceOf(p.grad).buf, sliceOf(p.master).buf, sliceOf(p.m).buf, sliceOf(p.v).buf, bf16.buf],
           params: 'uuuffffffffuuuu',
