@@ -51,6 +51,7 @@ describe.skipIf(!gpu)('memory plan vs tracked allocations', () => {
     ['full f32, no checkpointing', { dtype: 'f32', checkpointing: false }],
     ['full f32, 24 KiB bindings (chunked parameters, passes)', { dtype: 'f32', bindingLimit: 24 * 1024 }],
     ['LoRA r 4 on a bf16 base', { lora: { config: { r: 4, alpha: 8, dropout: 0.1, targets: DEFAULT_LORA_TARGETS }, seed: 1 } }],
+    ['full bf16 with bf16 Adam moments', { optimDtype: 'bf16' }],
   ];
   for (const [name, o] of cases) {
     it(`training, ${name}: the plan is within 10% of the bytes the step allocates`, async () => {
@@ -60,7 +61,7 @@ describe.skipIf(!gpu)('memory plan vs tracked allocations', () => {
       const measured = g.allocatedBytes - before;
       step.destroy();
       const limit = Math.min(g.maxBindingBytes, o.bindingLimit ?? Infinity);
-      const plan = planTraining(cfg, { dtype: o.dtype ?? 'bf16', maxLen: 128, batch: 4, checkpointing: o.checkpointing ?? true, lora: o.lora?.config, maxBindingBytes: limit });
+      const plan = planTraining(cfg, { dtype: o.dtype ?? 'bf16', optimDtype: o.optimDtype, maxLen: 128, batch: 4, checkpointing: o.checkpointing ?? true, lora: o.lora?.config, maxBindingBytes: limit });
       const err = Math.abs(plan.total - measured) / measured;
       console.log(`plan ${name}: planned ${plan.total} B, allocated ${measured} B, error ${(100 * err).toFixed(2)}%`);
       expect(err).toBeLessThan(0.1);

@@ -5,7 +5,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { UserError } from '../errors.ts';
-import { dtypeOption, integerOption, parseBytes, type Dtype } from './options.ts';
+import { choiceOption, dtypeOption, integerOption, parseBytes, type Dtype } from './options.ts';
 
 interface PlanCliOptions {
   model?: string;
@@ -15,6 +15,7 @@ interface PlanCliOptions {
   batchSize: number;
   maxLen?: number;
   dtype: Dtype;
+  optimDtype: Dtype;
   checkpointing: boolean;
   gpuMemory?: number;
   bindingLimit?: number;
@@ -33,6 +34,7 @@ export function register(program: Command): void {
     .addOption(integerOption('--max-len <n>', 'tokens per sample (default: the model\'s max_position_embeddings)', { min: 2 }))
     .addOption(dtypeOption())
     .option('--no-checkpointing', 'keep every layer\'s activations instead of recomputing them')
+    .addOption(choiceOption('--optim-dtype <dtype>', 'Adam moments in f32 or bf16', ['f32', 'bf16'], 'f32'))
     .addOption(new Option('--gpu-memory <size>', 'fail (exit 1) when a plan exceeds this, e.g. 24GB or 16GiB').argParser(parseBytes('--gpu-memory')))
     .addOption(new Option('--binding-limit <size>', 'the largest storage binding (default: this device\'s maxStorageBufferBindingSize)').argParser(parseBytes('--binding-limit')))
     .option('--json', 'one JSON line: {"train": {"total_bytes", <role>_bytes...}, "sample": {...}}')
@@ -52,7 +54,7 @@ export function register(program: Command): void {
       }
       const maxLen = opts.maxLen ?? cfg.max_position_embeddings;
       if (maxLen > cfg.max_position_embeddings) throw new UserError(`--max-len ${maxLen} exceeds the model's max_position_embeddings ${cfg.max_position_embeddings}`);
-      const train = planTraining(cfg, { dtype: opts.dtype, maxLen, batch: opts.batchSize, checkpointing: opts.checkpointing, lora, maxBindingBytes });
+      const train = planTraining(cfg, { dtype: opts.dtype, optimDtype: opts.optimDtype, maxLen, batch: opts.batchSize, checkpointing: opts.checkpointing, lora, maxBindingBytes });
       const sample = planSampling(cfg, { dtype: opts.dtype, context: cfg.max_position_embeddings, lora, maxBindingBytes });
       if (opts.json) {
         const asJson = (p: Record<string, number>) => Object.fromEntries([['total_bytes', p.total], ...Object.entries(p).filter(([k]) => k !== 'total').map(([k, v]) => [`${k}_bytes`, v])]);

@@ -51,6 +51,7 @@ export function register(program: Command): void {
     .option('--merge', 'with LoRA: also write OUT/merged/, the base with the adapter merged in (a full HF checkpoint for llama.cpp, Ollama, vLLM)')
     .option('--resume <dir>', 'continue exactly from a checkpoint-<step> directory, or from the latest one in a run directory; writes into that run directory (or --out)')
     .option('--overwrite', 'replace the run already in --out: its model, log, loss.svg, eval_data.jsonl and checkpoints are removed (once every input is checked); other files stay')
+    .addOption(choiceOption('--optim-dtype <dtype>', 'Adam moments: f32 (torch\'s) or bf16 (stochastic rounding; 14 instead of 18 bytes a parameter for full fine-tuning; bench/optim-dtype.ts measures the effect)', ['f32', 'bf16'], 'f32'))
     .addOption(new Option('--gpu-memory <size>', 'refuse to start when the memory plan exceeds this, e.g. 24GB (default on a software adapter: the host\'s free memory)').argParser(parseBytes('--gpu-memory')))
     .addOption(integerOption('--progress-every <n>', 'when stderr is not a TTY, print the progress line every n steps', { min: 1 }, 10))
     .action(async (opts: TrainCliOptions, cmd: Command) => {

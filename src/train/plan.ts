@@ -22,6 +22,8 @@ import { loadLlamaConfig } from '../formats/hf-config.ts';
 
 export interface TrainPlanOptions {
   dtype: 'bf16' | 'f32';
+  /** Adam m and v storage (default f32). */
+  optimDtype?: 'bf16' | 'f32';
   maxLen: number;
   batch: number;
   checkpointing: boolean;
@@ -75,7 +77,7 @@ export function planTraining(cfg: LlamaConfig, o: TrainPlanOptions): MemoryPlan 
     master_weights: o.lora || o.dtype === 'f32' ? 0 : arenaBytes(model, 'f32'),
     adapter: o.lora ? arenaBytes(trainTable, 'f32') : 0,
     gradients: arenaBytes(trainTable, 'f32'),
-    adam_moments: 2 * arenaBytes(trainTable, 'f32'),
+    adam_moments: 2 * arenaBytes(trainTable, o.optimDtype ?? 'f32'),
     optimizer_scratch: optimizerScratchBytes(trainTable),
   };
   for (const e of trainBufferLayout(d, R, o.checkpointing, o.lora)) roles[e.role] = (roles[e.role] ?? 0) + storageBytes(e.elems * 4);
@@ -107,7 +109,7 @@ export async function planTrainStep(opts: TrainStepOptions): Promise<{ total: nu
   const gpu = await acquireGpu();
   const cfg = opts.synthetic ? opts.synthetic.config : loadLlamaConfig(opts.modelDir);
   const p = planTraining(cfg, {
-    dtype: opts.dtype, maxLen: opts.maxLen, batch: opts.maxBatch, checkpointing: opts.checkpointing, lora: opts.lora?.config,
+    dtype: opts.dtype, optimDtype: opts.optimDtype, maxLen: opts.maxLen, batch: opts.maxBatch, checkpointing: opts.checkpointing, lora: opts.lora?.config,
     maxBindingBytes: Math.min(gpu.maxBindingBytes, opts.bindingLimit ?? Infinity),
   });
   const activations = p.saved_activations + p.layer_working_set + p.activation_gradients + (p.lora_buffers ?? 0) + p.logits + p.batch;

@@ -44,7 +44,7 @@ export interface TrainStepPlan {
 const ARG_KEYS: readonly (keyof TrainArgs)[] = [
   'data', 'model', 'out', 'log', 'maxLen', 'evalRatio', 'seed', 'shuffle', 'batchSize', 'gradAccum', 'epochs', 'maxSteps',
   'lr', 'weightDecay', 'warmupRatio', 'lrScheduler', 'maxGradNorm', 'dtype', 'checkpointing', 'saveEveryEpoch',
-  'saveSteps', 'saveTotalLimit', 'loraRank', 'loraAlpha', 'loraDropout', 'loraTargets', 'adapter', 'merge',
+  'saveSteps', 'saveTotalLimit', 'loraRank', 'loraAlpha', 'loraDropout', 'loraTargets', 'adapter', 'merge', 'optimDtype',
 ];
 
 /**
@@ -186,6 +186,9 @@ async function trainLocked(opts: TrainCliOptions, explicit: (key: string) => boo
     beta2: 0.999,
     eps: 1e-8,
     ...(lora ? { lora: { config: lora.config, seed: args.seed, initial: lora.initial } } : {}),
+    optimDtype: args.optimDtype ?? 'f32',
+    // The bf16 moments' stochastic rounding is keyed by the run's seed, so a resume rounds alike.
+    optimSeed: args.seed,
   };
   // The plan before any allocation: said, and a run that cannot fit is refused here rather than
   // failing deep inside the allocations.

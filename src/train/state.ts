@@ -44,13 +44,15 @@ export interface TrainArgs {
   adapter?: string;
   /** --merge: also write OUT/merged/, the base with the adapter merged in (a full HF checkpoint). */
   merge?: boolean;
+  /** --optim-dtype: Adam m and v in f32 (torch's) or bf16 (stochastic rounding keyed by --seed: 4 bytes a parameter less). */
+  optimDtype?: 'f32' | 'bf16';
 }
 
 /** Arguments that change the trajectory: a resumed run must use the checkpoint's values. */
 export const TRAJECTORY_KEYS = [
   'maxLen', 'evalRatio', 'seed', 'shuffle', 'batchSize', 'gradAccum', 'epochs', 'maxSteps',
   'lr', 'weightDecay', 'warmupRatio', 'lrScheduler', 'maxGradNorm', 'dtype',
-  'loraRank', 'loraAlpha', 'loraDropout', 'loraTargets',
+  'loraRank', 'loraAlpha', 'loraDropout', 'loraTargets', 'optimDtype',
 ] as const satisfies readonly (keyof TrainArgs)[];
 
 /** One line of the JSONL log (trainer.ts's header shows both kinds); a checkpoint keeps them all in `log_history`. */

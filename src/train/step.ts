@@ -25,7 +25,7 @@
  * step (grad norm, clipping, AdamW for every tensor). The host reads back 3 floats per step.
  */
 import { createStorage, StagingReader, withGpuErrorCheck, type GpuBuffer } from '../gpu/buffers.ts';
-import { f32ArrayToBf16 } from '../util/bf16.ts';
+import { bf16ArrayToF32, f32ArrayToBf16 } from '../util/bf16.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { acquireGpu } from '../node/dawn.ts';
 import { Recorder } from '../gpu/kernels.ts';
@@ -89,6 +89,12 @@ export interface TrainStepOptions {
    * `seed` also keys the dropout masks.
    */
   lora?: { config: LoraConfig; seed: number; initial?: ReadonlyMap<string, Float32Array> | 'synthetic' };
+  /** Adam m and v storage: 'f32' (default; torch's) or 'bf16' (f32 math, stored with stochastic rounding: 4 bytes/parameter less). */
+  optimDtype?: 'f32' | 'bf16';
+  /** Seed of the bf16 moments' stochastic rounding (default 0); a resume must pass the same one. */
+  optimSeed?: number;
+  /** bf16 moments' rounding: 'stochastic' (default) or 'nearest' (only to measure the difference: bench/optim-dtype.ts). */
+  optimRounding?: 'stochastic' | 'nearest';
 }
 
 /** Activations of one layer (shared by all layers with checkpointing): a layer's buffers minus its input and output. */
@@ -180,8 +186,9 @@ export class TrainStep implements TrainEngine {
       } else initAdapter(master, lora.seed, lora.initial);
     }
     const grads = new ParamBuffers(gpu, table, 'f32', 'grad');
-    const m = new ParamBuffers(gpu, table, 'f32', 'adam.m');
-    const v = new ParamBuffers(gpu, table, 'f32', 'adam.v');
+    const optimDtype = opts.optimDtype ?? 'f32';
+    const m = new ParamBuffers(gpu, table, optimDtype, 'adam.m');
+    const v = new ParamBuffers(gpu, table, optimDtype, 'adam.v');
 
     const d = model.dims;
     const passBatch = sequencesPerPass(d, bindingLimit, opts.maxLen, opts.maxBatch, '--max-len');
@@ -225,19 +232,25 @@ export class TrainStep implements TrainEngine {
 
     const adamw = await AdamW.create(
       gpu,
-      table.entries.flatMap((e) =>
+      table.entries.flatMap((e, tensor) =>
         e.chunks.map((c, i) => ({
           name: `${e.spec.name}#${i}`,
           n: c.elems,
           decay: e.spec.decay,
           master: { buf: master.arenas[c.arena], offset: c.offsetF32 / 4 },
           grad: { buf: grads.arenas[c.arena], offset: c.offsetF32 / 4 },
-          m: { buf: m.arenas[c.arena], offset: c.offsetF32 / 4 },
-          v: { buf: v.arenas[c.arena], offset: c.offsetF32 / 4 },
+          m: { buf: m.arenas[c.arena], offset: m.offsetOf(c) / (optimDtype === 'f32' ? 4 : 2) },
+          v: { buf: v.arenas[c.arena], offset: v.offsetOf(c) / (optimDtype === 'f32' ? 4 : 2) },
           ...(opts.dtype === 'bf16' && !lora ? { bf16Copy: { buf: model.weights.arenas[c.arena], offset: c.offsetBf16 / 2 } } : {}),
+          // Stochastic rounding keyed by (tensor, element in the tensor): independent of the chunking.
+          rngStream: tensor,
+          rngOffset: c.elemStart,
         })),
       ),
-      { beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, maxGradNorm: opts.maxGradNorm },
+      {
+        beta1: opts.beta1, beta2: opts.beta2, eps: opts.eps, weightDecay: opts.weightDecay, maxGradNorm: opts.maxGradNorm,
+        moments: optimDtype, momentsRounding: opts.optimRounding, seed: opts.optimSeed,
+      },
     );
     const stats = new StagingReader(gpu, 16, 'train.stats');
     const step = new TrainStep(gpu, cfg, model, table, master, grads, m, v, opts, b, embed, layersF, layersB, finalNorm, finalNormB, head, chunkRows, embedB, lossSum, adamw, stats, passBatch);
@@ -361,7 +374,10 @@ export class TrainStep implements TrainEngine {
 
   private async exportRole(buffers: ParamBuffers): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const e of this.trainTable.entries) out.set(e.spec.name, { shape: e.spec.shape, data: (await buffers.readTensor(e)) as Float32Array });
+    for (const e of this.trainTable.entries) {
+      const data = await buffers.readTensor(e); // bf16 moments widen exactly to f32
+      out.set(e.spec.name, { shape: e.spec.shape, data: data instanceof Uint16Array ? bf16ArrayToF32(data) : data });
+    }
     return out;
   }
 
@@ -383,7 +399,8 @@ export class TrainStep implements TrainEngine {
       for (const e of this.trainTable.entries) {
         const t = state.get(prefix + e.spec.name);
         if (!t) throw new UserError(`optimizer state: missing ${prefix}${e.spec.name}`);
-        role.uploadTensor(e, t.data);
+        // bf16 moments: a bf16-moment checkpoint's values are bf16, so this rounding is exact.
+        role.uploadTensor(e, role.elem === 'bf16' ? f32ArrayToBf16(t.data) : t.data);
         if (prefix === 'master.' && this.opts.dtype === 'bf16' && !this.opts.lora) {
           this.model.weights.uploadTensor(e, f32ArrayToBf16(t.data));
         }
