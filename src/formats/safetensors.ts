@@ -28,6 +28,7 @@ import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readdirSync, rea
 import { endianness } from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+import { ShardedTensors } from './sharded.ts';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
 import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16 } from '../util/bf16.ts';
 
@@ -343,19 +344,15 @@ export function shardFileName(i: number, count: number): string {
  * A model's tensors across one `model.safetensors` or the shards listed in
  * `model.safetensors.index.json` (the index wins when both exist, as in transformers).
  */
-export class SafetensorsModel {
-  /** The file errors about the whole model name: the index, or the single file. */
-  readonly source: string;
-  readonly files: readonly SafetensorsFile[];
-  /** Index `metadata` (transformers writes `{total_size}`), or null for a single file. */
-  readonly indexMetadata: Record<string, unknown> | null;
-  private readonly where: Map<string, SafetensorsFile>;
-
-  private constructor(source: string, files: SafetensorsFile[], where: Map<string, SafetensorsFile>, indexMetadata: Record<string, unknown> | null) {
-    this.source = source;
-    this.files = files;
-    this.where = where;
-    this.indexMetadata = indexMetadata;
+export class SafetensorsModel extends ShardedTensors<SafetensorsFile, TensorInfo> {
+  private constructor(
+    source: string,
+    files: SafetensorsFile[],
+    where: Map<string, SafetensorsFile>,
+    /** Index `metadata` (transformers writes `{total_size}`), or null for a single file. */
+    readonly indexMetadata: Record<string, unknown> | null,
+  ) {
+    super(source, files, where);
   }
 
   /** Opens a checkpoint directory (index + shards, or model.safetensors), or one .safetensors file. */
@@ -425,41 +422,6 @@ export class SafetensorsModel {
       for (const f of files) f.close();
       throw e;
     }
-  }
-
-  names(): string[] {
-    return [...this.where.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.where.has(name);
-  }
-
-  /** The file holding `name`; UserError `<source>: missing tensor <name>` if none. */
-  fileOf(name: string): SafetensorsFile {
-    const f = this.where.get(name);
-    if (!f) throw new UserError(`${this.source}: missing tensor ${name}`);
-    return f;
-  }
-
-  info(name: string): TensorInfo {
-    return this.fileOf(name).info(name);
-  }
-
-  readTensor(name: string): Tensor {
-    return this.fileOf(name).readTensor(name);
-  }
-
-  readF32(name: string): Float32Array<ArrayBuffer> {
-    return this.fileOf(name).readF32(name);
-  }
-
-  readBf16(name: string): Uint16Array<ArrayBuffer> {
-    return this.fileOf(name).readBf16(name);
-  }
-
-  close(): void {
-    for (const f of this.files) f.close();
   }
 }
 

@@ -29,6 +29,7 @@ import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, sta
 import { endianness } from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+import { ShardedTensors } from './sharded.ts';
 import { numel, tensorToBf16, tensorToF32, type Dtype, type Tensor, type TensorData } from './safetensors.ts';
 
 export const TORCH_SINGLE_FILE = 'pytorch_model.bin';
@@ -528,15 +529,9 @@ function parseArchive(file: string, fd: number): Map<string, TorchTensorInfo> {
  * A model's tensors across one `pytorch_model.bin` or the shards listed in
  * `pytorch_model.bin.index.json` (the index wins when both exist, as in transformers).
  */
-export class TorchBinModel {
-  readonly source: string;
-  readonly files: readonly TorchBinFile[];
-  private readonly where: Map<string, TorchBinFile>;
-
+export class TorchBinModel extends ShardedTensors<TorchBinFile, TorchTensorInfo> {
   private constructor(source: string, files: TorchBinFile[], where: Map<string, TorchBinFile>) {
-    this.source = source;
-    this.files = files;
-    this.where = where;
+    super(source, files, where);
   }
 
   /** Opens a checkpoint directory (index + shards, or pytorch_model.bin), or one .bin file. */
@@ -605,39 +600,5 @@ export class TorchBinModel {
       for (const f of files) f.close();
       throw e;
     }
-  }
-
-  names(): string[] {
-    return [...this.where.keys()];
-  }
-
-  has(name: string): boolean {
-    return this.where.has(name);
-  }
-
-  fileOf(name: string): TorchBinFile {
-    const f = this.where.get(name);
-    if (!f) throw new UserError(`${this.source}: missing tensor ${name}`);
-    return f;
-  }
-
-  info(name: string): TorchTensorInfo {
-    return this.fileOf(name).info(name);
-  }
-
-  readTensor(name: string): Tensor {
-    return this.fileOf(name).readTensor(name);
-  }
-
-  readF32(name: string): Float32Array<ArrayBuffer> {
-    return this.fileOf(name).readF32(name);
-  }
-
-  readBf16(name: string): Uint16Array<ArrayBuffer> {
-    return this.fileOf(name).readBf16(name);
-  }
-
-  close(): void {
-    for (const f of this.files) f.close();
   }
 }
