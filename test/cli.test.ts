@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command, Option } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { denyGpuNodeArgs } from './util/deny-gpu.ts';
 import { UserError } from '../src/errors.ts';
 import { buildProgram } from '../src/cli/main.ts';
 import { choiceOption, dtypeOption, integerOption, numberOption, parseInteger, parseNumber, repeatedStringOption } from '../src/cli/options.ts';
@@ -103,16 +104,7 @@ describe('bin/wgpu-char.js', () => {
   let noGpu: string[];
   beforeAll(() => {
     tmp = mkdtempSync(join(tmpdir(), 'wgpu-char-cli-'));
-    // A module hook that fails any import of the GPU stack (src/gpu/, the webgpu package).
-    writeFileSync(join(tmp, 'deny-gpu.mjs'), `
-      export async function resolve(specifier, context, next) {
-        const r = await next(specifier, context);
-        if (/\\/src\\/gpu\\/|\\/node_modules\\/webgpu\\//.test(r.url)) throw new Error('GPU code loaded: ' + r.url);
-        return r;
-      }
-    `);
-    writeFileSync(join(tmp, 'register.mjs'), `import { register } from 'node:module';\nregister('./deny-gpu.mjs', import.meta.url);\n`);
-    noGpu = ['--import', join(tmp, 'register.mjs')];
+    noGpu = denyGpuNodeArgs(tmp);
   });
   afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

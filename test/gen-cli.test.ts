@@ -7,21 +7,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { gpu } from './util/gpu.ts';
+import { denyGpuNodeArgs } from './util/deny-gpu.ts';
 
 let tmp: string;
 /** Node arguments of a hook that fails any import of the GPU stack (as in cli.test.ts). */
 let noGpu: string[];
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'wgpu-char-gen-cli-'));
-  writeFileSync(join(tmp, 'deny-gpu.mjs'), `
-    export async function resolve(specifier, context, next) {
-      const r = await next(specifier, context);
-      if (/\\/src\\/gpu\\/|\\/node_modules\\/webgpu\\//.test(r.url)) throw new Error('GPU code loaded: ' + r.url);
-      return r;
-    }
-  `);
-  writeFileSync(join(tmp, 'register.mjs'), `import { register } from 'node:module';\nregister('./deny-gpu.mjs', import.meta.url);\n`);
-  noGpu = ['--import', join(tmp, 'register.mjs')];
+  noGpu = denyGpuNodeArgs(tmp);
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -24,7 +24,7 @@ import type { OpCall, WeightRef } from '../ops/op.ts';
 import { EmbeddingOp } from '../ops/embedding.ts';
 import { RmsNormOp } from '../ops/rmsnorm.ts';
 import { buildLayerForward, recordLayerForward, type LayerForwardOps, type LayerLora, type RopeTables } from './layer.ts';
-import { adapterNames, LORA_MODULES, loraScale, type GpuAdapter, type LayerRole, type LoraConfig } from './lora.ts';
+import { adapterRefsIn, LORA_MODULES, loraScale, type GpuAdapter, type LayerRole, type LoraConfig } from './lora.ts';
 import type { LoraScratch } from '../ops/lora.ts';
 
 /** The model's weights on the GPU (bf16 or f32), laid out by the parameter table. */
@@ -239,11 +239,7 @@ export class LlamaForward {
     const st = new ForwardState(gpu, d, batch, maxRows, opts.maxSeq, adapter?.config);
     const lora: LayerLora | undefined = adapter && st.loraScratch
       ? {
-          adapter: (baseName) => {
-            const n = adapterNames(baseName);
-            const t = adapter.weights.table;
-            return t.byName.has(n.a) ? { a: { entry: t.get(n.a), buffers: adapter.weights }, b: { entry: t.get(n.b), buffers: adapter.weights } } : undefined;
-          },
+          adapter: adapterRefsIn(adapter.weights),
           dropout: 0,
           scale: loraScale(adapter.config),
           scratch: st.loraScratch,

@@ -11,6 +11,7 @@ import { hfDecays, layerTensorNames, llamaWeightSpecs } from './weights.ts';
 import { ParamTable, type ParamSpec } from './param-table.ts';
 import { ParamBuffers } from './param-buffers.ts';
 import type { Gpu } from '../gpu/device.ts';
+import type { AdapterRefs } from '../ops/lora.ts';
 
 /** The decoder layer's projections by HF module name, and their role in src/model/layer.ts. */
 export const LORA_MODULES = { q_proj: 'q', k_proj: 'k', v_proj: 'v', o_proj: 'o', gate_proj: 'gate', up_proj: 'up', down_proj: 'down' } as const;
@@ -91,4 +92,13 @@ export function mergeLora(W: Float32Array, out: number, inFeatures: number, A: F
       W[o * inFeatures + i] += scale * s;
     }
   }
+}
+
+/** The A and B of the adapter on base weight `baseName` in `buffers` (an adapter's table), or undefined when that projection is not a target. */
+export function adapterRefsIn(buffers: ParamBuffers): (baseName: string) => AdapterRefs | undefined {
+  return (baseName) => {
+    const n = adapterNames(baseName);
+    const t = buffers.table;
+    return t.byName.has(n.a) ? { a: { entry: t.get(n.a), buffers }, b: { entry: t.get(n.b), buffers } } : undefined;
+  };
 }

@@ -49,7 +49,7 @@ import {
 } from '../model/layer.ts';
 import { ParamBuffers } from '../model/param-buffers.ts';
 import type { ParamTable } from '../model/param-table.ts';
-import { adapterNames, LORA_MODULES, loraParamTable, loraScale, type LoraConfig, type LoraModule } from '../model/lora.ts';
+import { adapterNames, adapterRefsIn, LORA_MODULES, loraParamTable, loraScale, type LoraConfig, type LoraModule } from '../model/lora.ts';
 import { fillSynthetic, syntheticAdapter, syntheticBase } from '../model/synthetic.ts';
 import type { AdapterRefs, LoraScratch } from '../ops/lora.ts';
 import { dropoutCallKey } from '../ops/dropout.ts';
@@ -196,13 +196,8 @@ export class TrainStep implements TrainEngine {
     const b = allocateShared(gpu, d, R, opts.checkpointing, lora?.config);
     const W = (name: string): WeightRef => ({ entry: model.table.get(name), buffers: model.weights });
     const G = lora ? null : (name: string): WeightRef => ({ entry: table.get(name), buffers: grads });
-    const adapterRefs = (buffers: ParamBuffers) => (baseName: string): AdapterRefs | undefined => {
-      const n = adapterNames(baseName);
-      if (!table.byName.has(n.a)) return undefined;
-      return { a: { entry: table.get(n.a), buffers }, b: { entry: table.get(n.b), buffers } };
-    };
     const layerLora = lora && b.loraScratch
-      ? { adapter: adapterRefs(master), grad: adapterRefs(grads), dropout: lora.config.dropout, scale: loraScale(lora.config), scratch: b.loraScratch }
+      ? { adapter: adapterRefsIn(master), grad: adapterRefsIn(grads), dropout: lora.config.dropout, scale: loraScale(lora.config), scratch: b.loraScratch }
       : undefined;
 
     const embed = await EmbeddingOp.create(gpu, W(EMBED_TOKENS), b.ids, b.saved[0]);
