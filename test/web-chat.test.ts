@@ -224,8 +224,9 @@ describe.skipIf(!haveBrowser)('the chat page (GET /)', () => {
     await lastTextIs(page, 'Ah, the Ninth!');
     await page.click('#stop');
     await page.waitForFunction(() => /^stopped after/.test(document.getElementById('stats')!.textContent!));
+    await until(() => server.pendingRequests() === 0); // the server has seen the connection close
     generator.release();
-    await until(() => generator.calls[2].outcome !== undefined && server.pendingRequests() === 0);
+    await until(() => generator.calls[2].outcome !== undefined);
     expect(generator.calls[2].outcome).toBe('cut');
     expect((await transcript(page)).at(-1)).toEqual({ role: 'assistant', speaker: 'Beethoven', text: 'Ah, the Ninth!', note: 'stopped', streaming: false });
     expect(await isDisabled(page, '#send')).toBe(false);
