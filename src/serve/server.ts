@@ -9,6 +9,7 @@
  *   prompt, max_tokens}]}` -> `{prompts:[{fits, tokenCount, contextLength}]}` (completions.ts).
  * - GET /health: `{"status":"ok"}`, open without an API key, not logged when it answers 200 (a
  *   load balancer or supervisor polls it).
+ * - GET /: the chat page, a browser client of the chat endpoint (web.ts; open without a key too).
  * Request fields and their checks: openai.ts. Errors: errors.ts. Streaming: sse.ts. Which request
  * has the model when: scheduler.ts. Listening, routing and bodies: http.ts. What the handlers share:
  * app.ts. API keys: auth.ts (with `apiKeys`, every route but /health needs `Authorization: Bearer`).
@@ -28,6 +29,7 @@ import { ApiError, ErrorCode } from './errors.ts';
 import { listen, sendJson, type Route } from './http.ts';
 import { listModels, retrieveModel } from './models.ts';
 import { SerialScheduler, ServerStopping } from './scheduler.ts';
+import { webRoutes } from './web.ts';
 import type { ServeApp, TextGenerator } from './app.ts';
 
 /**
@@ -158,5 +160,6 @@ function routesOf(app: ServeApp): Route[] {
     { method: 'POST', path: '/v1/completions', handle: (ex) => completions(app, ex) },
     { method: 'POST', path: '/v1/chat/completions', handle: (ex) => chatCompletions(app, ex) },
     { method: 'POST', path: '/api/v1/token_check', hidden: true, handle: (ex) => tokenCheck(app, ex) },
+    ...webRoutes(app),
   ];
 }
