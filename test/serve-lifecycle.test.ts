@@ -282,7 +282,12 @@ describe('request fields are honoured or refused, never dropped', () => {
     await expect400(server, '/completions', { ...COMPLETION, suffix: 'end' }, /'suffix' is not supported/);
     await expect400(server, '/completions', { ...COMPLETION, top_k: 40 }, /'top_k' is not supported by this server, only -1 or 0/);
     await expect400(server, '/completions', { ...COMPLETION, use_beam_search: true }, /'use_beam_search' is not supported/);
-    await expect400(server, '/chat/completions', { ...CHAT, top_logprobs: 2 }, /'top_logprobs' is not supported/);
+    await expect400(server, '/chat/completions', { ...CHAT, top_logprobs: 2 }, /^'top_logprobs' needs 'logprobs': true/);
+    await expect400(server, '/chat/completions', { ...CHAT, logprobs: true, top_logprobs: 21 }, /^21 is greater than the maximum of 20 - 'top_logprobs'/);
+    await expect400(server, '/completions', { ...COMPLETION, logprobs: 6 }, /^6 is greater than the maximum of 5 - 'logprobs'/);
+    await expect400(server, '/completions', { ...COMPLETION, logprobs: true }, /'logprobs' must be an integer/, 40001);
+    await expect400(server, '/completions', { ...COMPLETION, logprobs: 1, echo: true }, /'logprobs' with 'echo' is not supported/);
+    await expect400(server, '/completions', { ...COMPLETION, n: 129 }, /^129 is greater than the maximum of 128 - 'n'/);
     await expect400(server, '/chat/completions', { ...CHAT, max_tokens: 5, max_completion_tokens: 6 }, /'max_tokens' \(5\) and 'max_completion_tokens' \(6\) disagree/);
     await expect400(server, '/completions', { ...COMPLETION, user: 5 }, /'user' must be a string/, 40001);
     // Their "off" values, and the harmless `user`, pass.
