@@ -145,8 +145,8 @@ describe('serve over a ContinuousBatcher', () => {
     expect(lp.tokens.join('').replace(/^ /, '').startsWith(c.text)).toBe(true);
 
     const evs = (await streamed(server, '/completions', { ...COMPLETION, logprobs: 2 })).slice(0, -1);
-    const joined = { tokens: [] as string[], token_logprobs: [] as number[], top_logprobs: [] as object[], text_offset: [] as number[] };
-    for (const e of evs) for (const k of Object.keys(joined) as (keyof typeof joined)[]) joined[k].push(...e.choices[0].logprobs[k]);
+    const joined: Record<string, unknown[]> = { tokens: [], token_logprobs: [], top_logprobs: [], text_offset: [] };
+    for (const e of evs) for (const k of Object.keys(joined)) joined[k].push(...e.choices[0].logprobs[k]);
     expect(joined).toEqual(lp);
     expect(evs.map((e) => e.choices[0].text).join('')).toBe(c.text);
 

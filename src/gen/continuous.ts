@@ -26,6 +26,7 @@
  * sequence in it with the engine's error (the others carry on).
  */
 import type { Tokenizer } from '../data/tokenizer.ts';
+import { UserError } from '../errors.ts';
 import { Histogram } from '../util/histogram.ts';
 import type { EngineOutput, EngineStep, SlotEngine } from './engine.ts';
 import { SequenceDecoding, type DecodingModel, type Feed, type GenerateOptions, type GenerateResult } from './sequence.ts';
@@ -122,7 +123,7 @@ export class ContinuousBatcher {
     private readonly opts: ContinuousBatcherOptions,
   ) {
     if (!(Number.isInteger(opts.maxQueue) && opts.maxQueue >= 0)) throw new Error(`ContinuousBatcher: maxQueue must be an integer >= 0, got ${opts.maxQueue}`);
-    if (tokenizer.vocabSize > engine.vocabSize) throw new Error(`ContinuousBatcher: the tokenizer has ${tokenizer.vocabSize} pieces but the engine's vocabulary is ${engine.vocabSize}`);
+    if (tokenizer.vocabSize > engine.vocabSize) throw new UserError(`${tokenizer.path}: tokenizer has ${tokenizer.vocabSize} pieces but the model's vocab_size is ${engine.vocabSize}`);
     this.slotJobs = new Array<Job | null>(engine.slots).fill(null);
     this.decodingModel = { tokenizer, contextLength: engine.contextLength, maxPositions: opts.maxPositions, eosIds: opts.eosIds };
   }
