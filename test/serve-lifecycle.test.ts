@@ -296,6 +296,30 @@ describe('request fields are honoured or refused, never dropped', () => {
     expect((await post(server, '/chat/completions', { ...CHAT, top_k: 0, user: 'u', max_tokens: 5, max_completion_tokens: 5, top_logprobs: null, tools: null })).status).toBe(200);
   });
 
+  it('n over a one-at-a-time generator: the choices run one after another, seeded seed + j', async () => {
+    const generator = fakeGenerator({ pieces: 2 });
+    let running = 0;
+    let most = 0;
+    const generate = generator.generate.bind(generator);
+    generator.generate = async (prompt, o) => {
+      most = Math.max(most, ++running);
+      try {
+        return await generate(prompt, o);
+      } finally {
+        running--;
+      }
+    };
+    const server = await serve(generator);
+    const r = await post(server, '/completions', { ...COMPLETION, prompt: ['a', 'b'], n: 2, seed: 7 });
+    expect(r.status).toBe(200);
+    expect(r.body.choices.map((c: any) => c.index)).toEqual([0, 1, 2, 3]);
+    expect(generator.calls.map((c) => [c.prompt, c.opts.seed])).toEqual([['a', 7], ['a', 8], ['b', 7], ['b', 8]]);
+    expect(most).toBe(1);
+    expect(r.body.usage).toEqual({ prompt_tokens: 2 * 3, completion_tokens: 4 * 2, total_tokens: 14 }); // each prompt counted once
+    // /metrics belongs to a batching generator: here it is an unknown path.
+    expect((await fetch(server.url.replace(/\/v1$/, '/metrics'))).status).toBe(404);
+  });
+
   it('top_p 0 is accepted and reaches the generator as 0 (the sampler\'s greedy)', async () => {
     const generator = fakeGenerator();
     const server = await serve(generator);

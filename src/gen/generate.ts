@@ -2,7 +2,9 @@
  * Prefill + KV-cache decode with sampling. Everything the decode loop needs is allocated once in
  * `Generator.create` (activations, KV cache, logits/probs buffers, a persistent staging buffer);
  * each token is one command encoder (the whole forward, lm_head on the last row, softmax, copy
- * to staging), one submit and one readback of V probabilities.
+ * to staging), one submit and one readback of V probabilities (and of the V logits, when the
+ * sequence wants logprobs). What happens between the forwards (sampling, stops, streaming, the
+ * prompt cut) is src/gen/sequence.ts, shared with ContinuousBatcher.
  */
 import { createStorage, StagingReader, type GpuBuffer } from '../gpu/buffers.ts';
 import { Recorder } from '../gpu/kernels.ts';
