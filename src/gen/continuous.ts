@@ -16,7 +16,9 @@
  * Sampling is per sequence and exactly Generator's: each sequence is a `SequenceDecoding`
  * (src/gen/sequence.ts; the prompt cut, seeded coins, top-p, stops, penalty, logprobs), fed the
  * distributions its slot's rows return. A seeded request therefore gives the same text alone or
- * among others, as far as the engine's numbers for a row do not depend on the other rows.
+ * among others, as far as the engine's numbers for a row do not depend on the other rows. Its
+ * prefill and decode seconds are wall-clock spans (from its first chunk to its first token, and on
+ * to its end), shared with the other sequences of the same steps.
  *
  * Ends and cancellation: a sequence that finishes (EOS, stop, maxNewTokens, the context's end)
  * resolves its call and frees its slot at once; the next step gives the slot to the oldest waiting
