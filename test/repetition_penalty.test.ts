@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { grid1d } from '../src/gpu/kernels.ts';
 import { repetitionPenaltyForward } from '../src/reference/repetition_penalty.ts';
-import { distinctIds } from '../src/gen/generate.ts';
+import { distinctIds } from '../src/gen/sequence.ts';
 import { Rng, randomNormal } from '../src/util/random.ts';
 import { TOL } from './tolerances.ts';
 import { expectClose } from './util/compare.ts';

@@ -282,13 +282,42 @@ describe('request fields are honoured or refused, never dropped', () => {
     await expect400(server, '/completions', { ...COMPLETION, suffix: 'end' }, /'suffix' is not supported/);
     await expect400(server, '/completions', { ...COMPLETION, top_k: 40 }, /'top_k' is not supported by this server, only -1 or 0/);
     await expect400(server, '/completions', { ...COMPLETION, use_beam_search: true }, /'use_beam_search' is not supported/);
-    await expect400(server, '/chat/completions', { ...CHAT, top_logprobs: 2 }, /'top_logprobs' is not supported/);
+    await expect400(server, '/chat/completions', { ...CHAT, top_logprobs: 2 }, /^'top_logprobs' needs 'logprobs': true/);
+    await expect400(server, '/chat/completions', { ...CHAT, logprobs: true, top_logprobs: 21 }, /^21 is greater than the maximum of 20 - 'top_logprobs'/);
+    await expect400(server, '/completions', { ...COMPLETION, logprobs: 6 }, /^6 is greater than the maximum of 5 - 'logprobs'/);
+    await expect400(server, '/completions', { ...COMPLETION, logprobs: true }, /'logprobs' must be an integer/, 40001);
+    await expect400(server, '/completions', { ...COMPLETION, logprobs: 1, echo: true }, /'logprobs' with 'echo' is not supported/);
+    await expect400(server, '/completions', { ...COMPLETION, n: 129 }, /^129 is greater than the maximum of 128 - 'n'/);
     await expect400(server, '/chat/completions', { ...CHAT, max_tokens: 5, max_completion_tokens: 6 }, /'max_tokens' \(5\) and 'max_completion_tokens' \(6\) disagree/);
     await expect400(server, '/completions', { ...COMPLETION, user: 5 }, /'user' must be a string/, 40001);
     // Their "off" values, and the harmless `user`, pass.
     const ok = { logit_bias: {}, suffix: '', top_k: -1, use_beam_search: false, user: 'someone', best_of: 1, logprobs: null, echo: false, stream_options: { include_usage: true } };
     expect((await post(server, '/completions', { ...COMPLETION, ...ok })).status).toBe(200);
     expect((await post(server, '/chat/completions', { ...CHAT, top_k: 0, user: 'u', max_tokens: 5, max_completion_tokens: 5, top_logprobs: null, tools: null })).status).toBe(200);
+  });
+
+  it('n over a one-at-a-time generator: the choices run one after another, seeded seed + j', async () => {
+    const generator = fakeGenerator({ pieces: 2 });
+    let running = 0;
+    let most = 0;
+    const generate = generator.generate.bind(generator);
+    generator.generate = async (prompt, o) => {
+      most = Math.max(most, ++running);
+      try {
+        return await generate(prompt, o);
+      } finally {
+        running--;
+      }
+    };
+    const server = await serve(generator);
+    const r = await post(server, '/completions', { ...COMPLETION, prompt: ['a', 'b'], n: 2, seed: 7 });
+    expect(r.status).toBe(200);
+    expect(r.body.choices.map((c: any) => c.index)).toEqual([0, 1, 2, 3]);
+    expect(generator.calls.map((c) => [c.prompt, c.opts.seed])).toEqual([['a', 7], ['a', 8], ['b', 7], ['b', 8]]);
+    expect(most).toBe(1);
+    expect(r.body.usage).toEqual({ prompt_tokens: 2 * 3, completion_tokens: 4 * 2, total_tokens: 14 }); // each prompt counted once
+    // /metrics belongs to a batching generator: here it is an unknown path.
+    expect((await fetch(server.url.replace(/\/v1$/, '/metrics'))).status).toBe(404);
   });
 
   it('top_p 0 is accepted and reaches the generator as 0 (the sampler\'s greedy)', async () => {

@@ -233,7 +233,7 @@ describe.skipIf(!gpu)('serve over weights/tiny with the openai client', () => {
       expect(r.body).toMatchObject({ object: 'error', message: expect.any(String), code: expect.any(Number) });
       return r.body as { message: string; code: number };
     };
-    expect(await bad({ n: 2 })).toMatchObject({ code: 40302, message: expect.stringMatching(/'n'/) });
+    expect(await bad({ n: 129 })).toMatchObject({ code: 40302, message: expect.stringMatching(/^129 is greater than the maximum of 128 - 'n'/) });
     expect(await bad({ temperature: 3 })).toMatchObject({ code: 40302, message: expect.stringMatching(/^3 is greater than the maximum of 2 - 'temperature'/) });
     expect(await bad({ top_p: -0.5 })).toMatchObject({ code: 40302 });
     expect(await bad({ max_tokens: 0 })).toMatchObject({ code: 40302 });
@@ -246,7 +246,7 @@ describe.skipIf(!gpu)('serve over weights/tiny with the openai client', () => {
     expect((await bad({ messages: [{ role: 'user', content: 'Hi' }] }, '/chat/completions')).message).toMatch(/system message with the meta prompt/);
 
     // Through the openai client: a BadRequestError carrying the message.
-    await expect(client.completions.create({ model: 'tiny', prompt: 'Hi', n: 2 })).rejects.toMatchObject({ status: 400, code: 40302 });
+    await expect(client.completions.create({ model: 'tiny', prompt: 'Hi', n: 129 })).rejects.toMatchObject({ status: 400, code: 40302 });
     await expect(client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Hi' }], temperature: 3 })).rejects.toThrow(/400 3 is greater than the maximum of 2/);
 
     const malformed = await post('/completions', '{"model": "tiny", "prompt": ');

@@ -5,6 +5,12 @@
  *   wgpu-char serve --model runs/beethoven --model-name Beethoven-end --character Beethoven
  *   wgpu-char data scenes ... --base-url http://127.0.0.1:8000/v1 --model Beethoven-end
  *
+ * Batching: requests run at once through a ContinuousBatcher (src/gen/continuous.ts): up to
+ * --max-batch generations hold a slot of the engine's KV cache, each step decodes one token of each
+ * and prefills --prefill-chunk prompt tokens of one; --max-queue more wait for a slot, and beyond
+ * that a request is answered 429 with Retry-After. The engine is built in ONE place,
+ * `createSlotEngine` below.
+ *
  * Stopping: the first SIGTERM or SIGINT drains (server.ts `drain`): new requests get 503, the ones
  * it has may finish for up to --drain-timeout seconds, the rest are cut (a stream ends with
  * finish_reason "abort" and [DONE]); then the command exits 0. A second signal cuts them at once.
@@ -17,7 +23,11 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+import type { Tokenizer } from '../data/tokenizer.ts';
 import { fullNameOf } from '../gen/characters.ts';
+import type { SlotEngine } from '../gen/engine.ts';
+import type { LlamaModel } from '../model/llama.ts';
+import { noteOnStderr, type Note } from '../notes.ts';
 import { apiKeyProblem, apiKeysFromEnv, isLoopbackHost } from '../serve/auth.ts';
 import { contextOption, dtypeOption, integerOption, numberOption, repeatedStringOption, type Dtype, adapterOption } from './options.ts';
 
@@ -38,6 +48,30 @@ interface ServeCliOptions {
   quiet?: boolean;
   apiKey?: string[];
   drainTimeout: number;
+  maxBatch: number;
+  prefillChunk: number;
+  maxQueue: number;
+}
+
+/** What the engine of `serve` is built from: slots (--max-batch), KV-cache rows per slot (the resolved context), prompt tokens per step. */
+export interface SlotEngineSettings {
+  slots: number;
+  contextLength: number;
+  prefillChunk: number;
+}
+
+/**
+ * THE place that builds serve's engine. INTEGRATOR: once src/gen/batch-engine.ts exists, the body
+ * is `return BatchEngine.create(model, settings);` (import it here, lazily as below: no GPU code
+ * loads before the command runs), and the note goes. Until then: one slot over Generator's forward
+ * (src/gen/generator-engine.ts), so a --max-batch above 1 is said once and served as 1.
+ */
+async function createSlotEngine(model: LlamaModel, tokenizer: Tokenizer, settings: SlotEngineSettings, note: Note): Promise<SlotEngine> {
+  const { Generator } = await import('../gen/generate.ts');
+  const { GeneratorSlotEngine } = await import('../gen/generator-engine.ts');
+  if (settings.slots > 1) note(`--max-batch ${settings.slots}: this build's engine has one slot (src/gen/batch-engine.ts is not wired in yet): one generation runs at a time, the others wait in the queue`);
+  const generator = await Generator.create(model, tokenizer, { contextLength: settings.contextLength });
+  return new GeneratorSlotEngine(generator, settings.prefillChunk);
 }
 
 /** The API keys of --api-key, else of WGPU_CHAR_API_KEY; [] for none. An unusable key is a UserError naming where it came from. */
@@ -65,7 +99,7 @@ export function resolveApiKeys(optionKeys: readonly string[] | undefined, env: N
 export function register(program: Command): void {
   program
     .command('serve')
-    .description('OpenAI-compatible HTTP API over a model (as FastChat\'s openai_api_server): /v1/models, /v1/completions, /v1/chat/completions; one request at a time')
+    .description('OpenAI-compatible HTTP API over a model (as FastChat\'s openai_api_server): /v1/models, /v1/completions, /v1/chat/completions, /metrics; requests batched')
     .requiredOption('--model <dir>', 'HF LLaMA directory (config.json, tokenizer.model, *.safetensors)')
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .addOption(integerOption('--port <n>', 'port (0 = any free port)', { min: 0, max: 65535 }, 8000))
@@ -78,6 +112,9 @@ export function register(program: Command): void {
     .option('--user-name <name>', 'speaker name of user messages in the chat prompt', 'Man')
     .option('--quiet', 'no per-request log lines on stderr')
     .addOption(repeatedStringOption('--api-key <key>', `require "Authorization: Bearer <key>" on every route but GET /health (repeat for several keys; default: the comma-separated keys in $${API_KEY_ENV}, which unlike this option is not visible in \`ps\`)`))
+    .addOption(integerOption('--max-batch <s>', 'generations decoded at once (KV-cache slots); more wait in the queue', { min: 1, max: 4096 }, 16))
+    .addOption(integerOption('--prefill-chunk <n>', 'prompt tokens prefilled per step, between the decode steps of the running generations', { min: 1 }, 256))
+    .addOption(integerOption('--max-queue <n>', 'generations that may wait for a slot; beyond them a request is answered 429 with Retry-After', { min: 0 }, 64))
     .addOption(numberOption('--drain-timeout <s>', 'on SIGTERM/SIGINT, seconds the requests in progress and queued may take to finish before they are cut', { min: 0 }, 30))
     .action(async (opts: ServeCliOptions) => {
       if (opts.fullName !== undefined && opts.character === undefined) throw new UserError('--full-name needs --character');
@@ -85,10 +122,14 @@ export function register(program: Command): void {
       const apiKeys = resolveApiKeys(opts.apiKey);
       // GPU code loads only when the command runs: `--help` and `data` need none of it.
       const { loadModelDir } = await import('../formats/model-dir.ts');
-      const { Generator } = await import('../gen/generate.ts');
+      const { ContinuousBatcher } = await import('../gen/continuous.ts');
+      const { resolveContext } = await import('../gen/context.ts');
+      const { eosTokenIds } = await import('../model/config.ts');
       const { startServer } = await import('../serve/server.ts');
       const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype, { adapter: opts.adapter });
-      const generator = await Generator.create(model, tokenizer, { contextLength: opts.context });
+      const contextLength = resolveContext(opts.context, model.maxPositions, noteOnStderr);
+      const engine = await createSlotEngine(model, tokenizer, { slots: opts.maxBatch, contextLength, prefillChunk: opts.prefillChunk }, noteOnStderr);
+      const generator = new ContinuousBatcher(engine, tokenizer, { maxQueue: opts.maxQueue, maxPositions: model.maxPositions, eosIds: eosTokenIds(model.cfg) });
       const modelName = opts.modelName ?? [path.basename(path.resolve(opts.model))];
 
       let server;
@@ -115,7 +156,7 @@ export function register(program: Command): void {
       }
       const auth = apiKeys.length > 0 ? `; ${apiKeys.length} API key(s) required` : '';
       // This line is also how scripts (and test/serve-signals.test.ts) learn the port of --port 0.
-      console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}${auth}; requests are served one at a time; Ctrl-C to stop`);
+      console.error(`wgpu-char: serving ${modelName.join(', ')} (context ${generator.contextLength}) at ${server.url}${auth}; ${engine.slots} generation(s) at once, ${opts.maxQueue} queued; Ctrl-C to stop`);
 
       // The command ends (and src/cli/main.ts exits the process, 0) once a signal has drained the server.
       const drainMs = Math.round(opts.drainTimeout * 1000);

@@ -329,6 +329,19 @@ export class Tokenizer {
     return this.model.pieces[id]!.piece;
   }
 
+  /**
+   * The bytes `id` stands for inside a text, as the stream decoder writes them: a piece's text with
+   * "▁" as a space (UTF-8), a byte piece's one byte, nothing for a control piece (logprobs' `bytes`).
+   */
+  tokenBytes(id: number): Uint8Array {
+    this.checkId(id);
+    const byte = this.byteOf[id]!;
+    if (byte >= 0) return Uint8Array.of(byte);
+    const type = this.types[id]!;
+    if (type === PieceType.CONTROL) return new Uint8Array(0);
+    return new TextEncoder().encode(type === PieceType.UNKNOWN ? this.model.trainerSpec.unkSurface : this.surface[id]!);
+  }
+
   /** The id of `piece`, or `unkId` if there is no such piece (as sentencepiece's `PieceToId`). */
   pieceToId(piece: string): number {
     return this.ids.get(piece) ?? this.unkId;

@@ -2,7 +2,9 @@
  * Prefill + KV-cache decode with sampling. Everything the decode loop needs is allocated once in
  * `Generator.create` (activations, KV cache, logits/probs buffers, a persistent staging buffer);
  * each token is one command encoder (the whole forward, lm_head on the last row, softmax, copy
- * to staging), one submit and one readback of V probabilities.
+ * to staging), one submit and one readback of V probabilities (and of the V logits, when the
+ * sequence wants logprobs). What happens between the forwards (sampling, stops, streaming, the
+ * prompt cut) is src/gen/sequence.ts, shared with ContinuousBatcher.
  */
 import { createStorage, StagingReader, type GpuBuffer } from '../gpu/buffers.ts';
 import { Recorder } from '../gpu/kernels.ts';
@@ -11,45 +13,14 @@ import { LlamaForward, type LlamaModel } from '../model/llama.ts';
 import { LinearOp } from '../ops/matmul.ts';
 import { RepetitionPenaltyOp } from '../ops/repetition_penalty.ts';
 import { SoftmaxOp } from '../ops/softmax.ts';
-import { Rng } from '../util/random.ts';
-import { argmax, GREEDY_TEMPERATURE, sampleTopP } from './sampler.ts';
-import { StopMatcher } from './stop.ts';
 import { eosTokenIds } from '../model/config.ts';
 import { UserError } from '../errors.ts';
-import { checkMaxNewTokens, promptRoom, resolveContext } from './context.ts';
+import { resolveContext } from './context.ts';
 import type { Note } from '../notes.ts';
+import type { RowSampling } from './engine.ts';
+import { SequenceDecoding, type DecodingModel, type GenerateOptions, type GenerateResult, type RowOutput } from './sequence.ts';
 
-export interface GenerateOptions {
-  maxNewTokens: number;
-  temperature: number;
-  topP: number;
-  seed: number;
-  /** Stop strings, cut from the output (e.g. `<|eot|>`). */
-  stop: string[];
-  /** Also stop when the model starts another speaker's `Name (action):` tag on a new line. */
-  stopOnSpeakerTag: boolean;
-  /** HF/FastChat repetition penalty over every token of the context (prompt and output); 1 = off. */
-  repetitionPenalty?: number;
-  /** Called with each piece of text as soon as it is final. */
-  onText?: (text: string) => void;
-  /**
-   * Called once, before decoding, when the prompt is longer than its room (the context less
-   * maxNewTokens) and is cut to BOS + its last tokens: `total` tokens (BOS included), `kept`.
-   */
-  onPromptCut?: (cut: { total: number; kept: number; room: number }) => void;
-}
-
-export interface GenerateResult {
-  text: string;
-  /** The sampled token ids, in order (the EOS included when it ended the generation). */
-  tokens: number[];
-  promptTokens: number;
-  newTokens: number;
-  finishReason: 'stop' | 'length';
-  /** Seconds spent in prefill and in the decode loop. */
-  prefillSeconds: number;
-  decodeSeconds: number;
-}
+export type { GenerateOptions, GenerateResult, TokenLogprob } from './sequence.ts';
 
 export class Generator {
   private constructor(
@@ -61,6 +32,7 @@ export class Generator {
     private readonly logits: GpuBuffer,
     private readonly probs: GpuBuffer,
     private readonly reader: StagingReader,
+    private readonly logitsReader: StagingReader,
     readonly contextLength: number,
     private readonly penalty: RepetitionPenaltyOp,
     private readonly penaltyIds: GpuBuffer,
@@ -82,16 +54,19 @@ export class Generator {
     const lmHead = await LinearOp.create(model.gpu, model.lmHead(), forward.state.xn, logits, false);
     const softmax = await SoftmaxOp.create(model.gpu, V, logits, probs);
     const reader = new StagingReader(model.gpu, V * 4, 'probs.staging');
+    const logitsReader = new StagingReader(model.gpu, V * 4, 'logits.staging');
     const penaltyIds = createStorage(model.gpu, 'penalty.ids', ctx * 4);
     const penalty = await RepetitionPenaltyOp.create(model.gpu, V, penaltyIds, logits);
-    return new Generator(model, tokenizer, forward, lmHead, softmax, logits, probs, reader, ctx, penalty, penaltyIds);
+    return new Generator(model, tokenizer, forward, lmHead, softmax, logits, probs, reader, logitsReader, ctx, penalty, penaltyIds);
   }
 
   /**
-   * Runs `ids` through the model from position `pos0` and returns the next-token distribution
-   * (temperature applied; with a repetition penalty, on the logits of the `seen` distinct ids first).
+   * Runs `ids` through the model from position `pos0` (the one sequence's KV cache) and returns the
+   * next-token distribution (with a repetition penalty, on the logits of the `seen` distinct ids
+   * first; then the temperature), and with `wantLogits` the penalised logits too.
    */
-  private async step(ids: number[], pos0: number, invTemperature: number, penalty = 1, seen?: Uint32Array): Promise<Float32Array> {
+  async forwardRow(ids: number[], pos0: number, sampling: RowSampling): Promise<RowOutput> {
+    const { invTemperature, penalty, seen } = sampling;
     const gpu = this.model.gpu;
     gpu.device.queue.writeBuffer(this.forward.state.ids.buffer, 0, new Uint32Array(ids));
     const rec = new Recorder(gpu, 'decode');
@@ -104,82 +79,29 @@ export class Generator {
     }
     this.softmax.record(rec, { rows: 1, scale: invTemperature });
     this.reader.copyFrom(rec, this.probs, 0, this.model.dims.V * 4);
+    if (sampling.wantLogits) this.logitsReader.copyFrom(rec, this.logits, 0, this.model.dims.V * 4);
     rec.submit();
-    return new Float32Array(await this.reader.read());
+    const probs = new Float32Array(await this.reader.read());
+    return sampling.wantLogits ? { probs, logits: new Float32Array(await this.logitsReader.read()) } : { probs };
   }
 
   /**
    * Generates a continuation of `prompt` (BOS is prepended, as LLaMA does). Prompt and new tokens
    * share the context (OpenAI's accounting, as serve checks it): a prompt longer than the context
    * less maxNewTokens keeps BOS and its last tokens (FastChat's worker kept the last ones, BOS
-   * lost), reported on `onPromptCut`.
+   * lost), reported on `onPromptCut`. Sampling, stops and streaming: src/gen/sequence.ts.
    */
   async generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult> {
-    let ids = this.tokenizer.encode(prompt, { bos: true });
-    checkMaxNewTokens(opts.maxNewTokens, this.contextLength, this.model.maxPositions);
-    const room = promptRoom(this.contextLength, opts.maxNewTokens);
-    if (ids.length > room) {
-      const total = ids.length;
-      ids = [ids[0], ...ids.slice(ids.length - (room - 1))];
-      opts.onPromptCut?.({ total, kept: ids.length, room });
-    }
-    const greedy = opts.temperature < GREEDY_TEMPERATURE;
-    const invT = greedy ? 1 : 1 / opts.temperature;
-    const rng = new Rng(opts.seed);
-    const eos = new Set(eosTokenIds(this.model.cfg));
-    const stop = new StopMatcher(opts.stop, opts.stopOnSpeakerTag);
-    const decoder = this.tokenizer.createStreamDecoder();
-    let text = '';
-    const emit = (s: string) => {
-      if (s) {
-        text += s;
-        opts.onText?.(s);
-      }
-    };
+    const seq = new SequenceDecoding(this.decodingModel(), prompt, opts);
+    seq.startPrefill();
+    let out = await this.forwardRow(seq.promptIds, 0, seq.rowSampling());
+    for (let feed = seq.next(out); feed; feed = seq.next(out)) out = await this.forwardRow([feed.id], feed.pos, seq.rowSampling());
+    return seq.result();
+  }
 
-    const penalty = opts.repetitionPenalty ?? 1;
-    if (!(penalty > 0)) throw new Error(`repetition penalty must be > 0, got ${penalty}`);
-    // Every token of the context so far (FastChat/HF apply the penalty to prompt and output).
-    const context = new Set<number>(ids);
-    const seen = () => (penalty === 1 ? undefined : distinctIds(context));
-    const t0 = performance.now();
-    let probs = await this.step(ids, 0, invT, penalty, seen());
-    const t1 = performance.now();
-    let pos = ids.length;
-    let newTokens = 0;
-    const tokens: number[] = [];
-    let finishReason: 'stop' | 'length' = 'length';
-    while (newTokens < opts.maxNewTokens) {
-      const coin = rng.uniform(); // drawn every step, so a seed gives the same stream greedy or not
-      const next = greedy ? argmax(probs) : sampleTopP(probs, opts.topP, coin);
-      newTokens++;
-      tokens.push(next);
-      if (eos.has(next)) {
-        finishReason = 'stop';
-        break;
-      }
-      emit(stop.push(decoder.push(next)));
-      if (stop.stopped) {
-        finishReason = 'stop';
-        break;
-      }
-      if (newTokens >= opts.maxNewTokens || pos + 1 > this.contextLength) break;
-      context.add(next);
-      probs = await this.step([next], pos, invT, penalty, seen());
-      pos++;
-    }
-    if (!stop.stopped) emit(stop.push(decoder.flush()));
-    emit(stop.flush());
-    const t2 = performance.now();
-    return {
-      text,
-      tokens,
-      promptTokens: ids.length,
-      newTokens,
-      finishReason,
-      prefillSeconds: (t1 - t0) / 1000,
-      decodeSeconds: (t2 - t1) / 1000,
-    };
+  /** What a SequenceDecoding needs of this model. */
+  decodingModel(): DecodingModel {
+    return { tokenizer: this.tokenizer, contextLength: this.contextLength, maxPositions: this.model.maxPositions, eosIds: eosTokenIds(this.model.cfg) };
   }
 
   destroy(): void {
@@ -187,11 +109,8 @@ export class Generator {
     this.logits.destroy();
     this.probs.destroy();
     this.reader.destroy();
+    this.logitsReader.destroy();
     this.penaltyIds.destroy();
   }
 }
 
-/** The distinct ids of a token list, ascending (one kernel thread owns each). */
-export function distinctIds(ids: Iterable<number>): Uint32Array {
-  return Uint32Array.from(new Set(ids)).sort();
-}

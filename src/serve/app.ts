@@ -1,12 +1,6 @@
-/** What the route handlers of the server share (src/serve/server.ts builds it), and what they need of a generator. */
-import type { GenerateOptions, GenerateResult, Generator } from '../gen/generate.ts';
+/** What the route handlers of the server share (src/serve/server.ts builds it). */
 import type { ChatDefaults } from './openai.ts';
-import type { Scheduler } from './scheduler.ts';
-
-/** What the server needs of a Generator (a fake one can stand in for tests). */
-export type TextGenerator = Pick<Generator, 'tokenizer' | 'contextLength'> & {
-  generate(prompt: string, opts: GenerateOptions): Promise<GenerateResult>;
-};
+import type { Scheduler, TextGenerator } from './scheduler.ts';
 
 /** What the route handlers share. */
 export interface ServeApp {

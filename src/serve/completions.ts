@@ -1,31 +1,48 @@
 /**
  * The answers of the generation endpoints, whole or streamed (`stream: true`, sse.ts):
- * POST /v1/completions (one choice per prompt, in order), POST /v1/chat/completions (the
- * character's reply) and FastChat's POST /api/v1/token_check (whether prompts fit the context).
+ * POST /v1/completions (`n` choices per prompt), POST /v1/chat/completions (`n` replies of the
+ * character) and FastChat's POST /api/v1/token_check (whether prompts fit the context).
+ *
+ * Choices: with `n`, prompt i's choice j has index i·n + j (OpenAI's order; chat has one prompt) and
+ * is generated with seed + j. All of a request's choices are handed to the scheduler at once
+ * (scheduler.ts: a batching generator runs them together, another one after another).
  *
  * finish_reason is 'length' when max_tokens were generated (or the context filled up), else 'stop'
  * (EOS, or a stop string, which is cut from the text). usage counts the prompt tokens actually used
- * (BOS included; `Generator.generate` keeps only the last tokens of a prompt too long for its room)
- * and the generated tokens (an EOS counts).
+ * (BOS included; generation keeps only the last tokens of a prompt too long for its room), each
+ * prompt once however many choices continue it (as OpenAI counts), and the generated tokens of
+ * every choice (an EOS counts). `logprobs` (when asked for): logprobs.ts; else null.
  *
- * Streamed completions: per prompt, chunks `{object:"text_completion", choices:[{index, text,
- * logprobs:null, finish_reason:null}]}` as text becomes final (with `echo`, the prompt first), then
- * one with text "" and the finish_reason. Streamed chat: a first chunk `delta:{role:"assistant"}`,
- * then `delta:{content}` chunks, then `delta:{}` with the finish_reason; the deltas concatenate to
- * the content of the same request unstreamed (ReplyText holds back the action head and trailing
- * whitespace until they are known). `stream_options.include_usage` adds a last chunk with
- * `choices: []` and usage.
+ * Streamed completions: chunks `{object:"text_completion", choices:[{index, text, logprobs,
+ * finish_reason:null}]}` as a choice's text becomes final (with `echo`, its prompt first; the
+ * choices' chunks interleave), then one per choice with text "" and its finish_reason. Streamed
+ * chat: per choice a first chunk `delta:{role:"assistant"}`, then `delta:{content}` chunks, then
+ * `delta:{}` with the finish_reason; a choice's deltas concatenate to its content unstreamed
+ * (ReplyText holds back the action head and trailing whitespace until they are known). With
+ * logprobs, a chunk carries those of the tokens sampled since the choice's previous chunk (the
+ * tokens behind its text, and any whose text is still held back); the last chunk carries the rest.
+ * `stream_options.include_usage` adds a last chunk with `choices: []` and usage.
  *
- * A stream the server cuts at shutdown (its drain timed out, scheduler.ts) ends like a finished one,
- * with finish_reason "abort" (the text held back is sent first) and then [DONE], so that a client
- * can tell a cut reply from a complete one; it has no usage chunk (the generation's counts are lost
- * with it). An answer not started yet is a 503 instead (http.ts answers the error).
+ * A stream the server cuts at shutdown (its drain timed out, scheduler.ts) ends like a finished one:
+ * every choice not finished gets finish_reason "abort" (the text held back is sent first), then
+ * [DONE], so that a client can tell a cut reply from a complete one; it has no usage chunk (the
+ * generations' counts are lost with it). An answer not started yet is a 503 instead (http.ts
+ * answers the error).
  */
 import { randomUUID } from 'node:crypto';
 import { ReplyText } from '../gen/chat-prompt.ts';
-import type { GenerateResult } from '../gen/generate.ts';
+import type { GenerateOptions, GenerateResult, TokenLogprob } from '../gen/generate.ts';
 import { readJsonObject, sendJson, type Exchange } from './http.ts';
-import { parseChatRequest, parseCompletionRequest, parseTokenCheckRequest, type ChatRequest, type CompletionRequest } from './openai.ts';
+import { chatLogprobs, CompletionLogprobsBuilder } from './logprobs.ts';
+import {
+  parseChatRequest,
+  parseCompletionRequest,
+  parseTokenCheckRequest,
+  type ChatRequest,
+  type CompletionRequest,
+  type GenerationSettings,
+  type PromptJob,
+} from './openai.ts';
 import { countPromptTokens } from './prompt-length.ts';
 import { ServerStopping, type Generate } from './scheduler.ts';
 import type { ServeApp } from './app.ts';
@@ -38,53 +55,75 @@ function responseHead(idPrefix: string, object: string, model: string): Response
   return { id: `${idPrefix}-${randomUUID().replaceAll('-', '')}`, object, created: Math.floor(Date.now() / 1000), model };
 }
 
-function usageOf(results: readonly GenerateResult[]) {
-  const prompt_tokens = results.reduce((a, r) => a + r.promptTokens, 0);
+/** One choice of a response: its index, the prompt it continues, and its seed. */
+interface Choice {
+  index: number;
+  job: PromptJob;
+  seed: number;
+}
+
+/** `n` choices per prompt, indexed prompt_i·n + j as OpenAI orders them; choice j has seed + j (mod 2^32, as seeds are). */
+function choicesOf(jobs: readonly PromptJob[], n: number, seed: number): Choice[] {
+  return jobs.flatMap((job, i) => Array.from({ length: n }, (_, j) => ({ index: i * n + j, job, seed: (seed + j) >>> 0 })));
+}
+
+/** What a choice is generated with. */
+function optionsOf(generation: GenerationSettings, choice: Choice): GenerateOptions {
+  return { ...generation, seed: choice.seed, maxNewTokens: choice.job.maxNewTokens };
+}
+
+/** OpenAI's usage: each prompt's tokens once (however many choices continue it), every choice's tokens. `results` in index order. */
+function usageOf(results: readonly GenerateResult[], n: number) {
+  const prompt_tokens = results.reduce((a, r, i) => a + (i % n === 0 ? r.promptTokens : 0), 0);
   const completion_tokens = results.reduce((a, r) => a + r.newTokens, 0);
   return { prompt_tokens, completion_tokens, total_tokens: prompt_tokens + completion_tokens };
+}
+
+/** The log line's note for a request of `what`. */
+function noteOf(what: string, n: number, results: readonly GenerateResult[] | 'abort'): string {
+  const each = n > 1 ? ` × n=${n}` : '';
+  if (results === 'abort') return `${what}${each}, cut by the shutdown (finish_reason "abort")`;
+  const usage = usageOf(results, n);
+  return `${what}${each}, ${usage.prompt_tokens} + ${usage.completion_tokens} tokens`;
 }
 
 export async function completions(app: ServeApp, ex: Exchange): Promise<string> {
   const request = await parseCompletionRequest(await readJsonObject(ex.req), app.modelNames, app.generator);
   const head = responseHead('cmpl', 'text_completion', request.model);
-  return app.scheduler.run(ex.client, async (generate) => {
-    const results = request.stream ? await streamCompletions(ex, request, head, generate) : await answerCompletions(ex, request, head, generate);
-    if (results === 'abort') return `${request.jobs.length} prompt(s), cut by the shutdown (finish_reason "abort")`;
-    const usage = usageOf(results);
-    return `${request.jobs.length} prompt(s), ${usage.prompt_tokens} + ${usage.completion_tokens} tokens`;
+  const choices = choicesOf(request.jobs, request.n, request.generation.seed);
+  return app.scheduler.run(ex.client, choices.length, async (generate) => {
+    const run = request.stream ? streamCompletions : answerCompletions;
+    return noteOf(`${request.jobs.length} prompt(s)`, request.n, await run(app, ex, request, choices, head, generate));
   });
 }
 
-async function answerCompletions(ex: Exchange, request: CompletionRequest, head: ResponseHead, generate: Generate): Promise<GenerateResult[]> {
-  const results: GenerateResult[] = [];
-  const choices = [];
-  for (const [index, job] of request.jobs.entries()) {
-    const r = await generate(job.prompt, { ...request.generation, maxNewTokens: job.maxNewTokens });
-    results.push(r);
-    choices.push({ index, text: (request.echo ? job.prompt : '') + r.text, logprobs: null, finish_reason: r.finishReason });
-  }
-  sendJson(ex.res, 200, { ...head, choices, usage: usageOf(results) });
+async function answerCompletions(app: ServeApp, ex: Exchange, request: CompletionRequest, choices: Choice[], head: ResponseHead, generate: Generate): Promise<GenerateResult[]> {
+  const results = await Promise.all(choices.map((c) => generate(c.job.prompt, optionsOf(request.generation, c))));
+  const body = results.map((r, i) => {
+    const prefix = request.echo ? choices[i].job.prompt : '';
+    const logprobs = request.generation.logprobs === undefined ? null : new CompletionLogprobsBuilder(app.generator.tokenizer, prefix.length).take(r.logprobs!);
+    return { index: choices[i].index, text: prefix + r.text, logprobs, finish_reason: r.finishReason };
+  });
+  sendJson(ex.res, 200, { ...head, choices: body, usage: usageOf(results, request.n) });
   return results;
 }
 
-async function streamCompletions(ex: Exchange, request: CompletionRequest, head: ResponseHead, generate: Generate): Promise<GenerateResult[] | 'abort'> {
+async function streamCompletions(app: ServeApp, ex: Exchange, request: CompletionRequest, choices: Choice[], head: ResponseHead, generate: Generate): Promise<GenerateResult[] | 'abort'> {
   const events = new EventStream(ex.res, ex.client);
   events.open();
-  const results: GenerateResult[] = [];
-  for (const [index, job] of request.jobs.entries()) {
-    const send = (text: string, finishReason: string | null = null) => events.send({ ...head, choices: [{ index, text, logprobs: null, finish_reason: finishReason }] });
-    if (request.echo) send(job.prompt);
-    const r = await untilShutdown(generate(job.prompt, { ...request.generation, maxNewTokens: job.maxNewTokens, onText: (t) => send(t) }));
-    if (r === 'abort') {
-      // The prompts after this one are not generated: the stream ends here.
-      send('', 'abort');
-      events.end();
-      return 'abort';
-    }
-    results.push(r);
-    send('', r.finishReason);
-  }
-  if (request.includeUsage) events.send({ ...head, choices: [], usage: usageOf(results) });
+  const streams: ChoiceStream[] = choices.map((c) => {
+    const logprobs = request.generation.logprobs === undefined ? null : new CompletionLogprobsBuilder(app.generator.tokenizer, request.echo ? c.job.prompt.length : 0);
+    const pending: TokenLogprob[] = [];
+    const send = (text: string, finishReason: string | null = null) =>
+      events.send({ ...head, choices: [{ index: c.index, text, logprobs: logprobs ? logprobs.take(pending.splice(0)) : null, finish_reason: finishReason }] });
+    if (request.echo) send(c.job.prompt);
+    return {
+      result: generate(c.job.prompt, { ...optionsOf(request.generation, c), onText: (t) => send(t), ...(logprobs ? { onToken: (t: TokenLogprob) => pending.push(t) } : {}) }),
+      finish: (finishReason) => send('', finishReason),
+    };
+  });
+  const results = await streamChoices(streams);
+  if (results !== 'abort' && request.includeUsage) events.send({ ...head, choices: [], usage: usageOf(results, request.n) });
   events.end();
   return results;
 }
@@ -92,51 +131,87 @@ async function streamCompletions(ex: Exchange, request: CompletionRequest, head:
 export async function chatCompletions(app: ServeApp, ex: Exchange): Promise<string> {
   const request = await parseChatRequest(await readJsonObject(ex.req), app.modelNames, app.generator, app.chatDefaults);
   const head = responseHead('chatcmpl', 'chat.completion', request.model);
-  return app.scheduler.run(ex.client, async (generate) => {
-    const r = request.stream ? await streamChat(ex, request, { ...head, object: 'chat.completion.chunk' }, generate) : await answerChat(ex, request, head, generate);
-    if (r === 'abort') return `${request.shortName}: cut by the shutdown (finish_reason "abort")`;
+  const choices = choicesOf([request.job], request.n, request.generation.seed);
+  return app.scheduler.run(ex.client, choices.length, async (generate) => {
+    const results = request.stream
+      ? await streamChat(app, ex, request, choices, { ...head, object: 'chat.completion.chunk' }, generate)
+      : await answerChat(app, ex, request, choices, head, generate);
+    if (results === 'abort' || request.n > 1) return noteOf(request.shortName, request.n, results);
+    const r = results[0];
     return `${request.shortName}: ${r.promptTokens} + ${r.newTokens} tokens, ${r.finishReason}`;
   });
 }
 
-async function answerChat(ex: Exchange, request: ChatRequest, head: ResponseHead, generate: Generate): Promise<GenerateResult> {
-  const r = await generate(request.job.prompt, { ...request.generation, maxNewTokens: request.job.maxNewTokens });
-  const reply = new ReplyText();
-  const content = reply.push(r.text) + reply.flush();
-  sendJson(ex.res, 200, { ...head, choices: [{ index: 0, message: { role: 'assistant', content }, logprobs: null, finish_reason: r.finishReason }], usage: usageOf([r]) });
-  return r;
+async function answerChat(app: ServeApp, ex: Exchange, request: ChatRequest, choices: Choice[], head: ResponseHead, generate: Generate): Promise<GenerateResult[]> {
+  const results = await Promise.all(choices.map((c) => generate(c.job.prompt, optionsOf(request.generation, c))));
+  const body = results.map((r, i) => {
+    const reply = new ReplyText();
+    const content = reply.push(r.text) + reply.flush();
+    const logprobs = request.generation.logprobs === undefined ? null : { content: chatLogprobs(app.generator.tokenizer, r.logprobs!) };
+    return { index: choices[i].index, message: { role: 'assistant', content }, logprobs, finish_reason: r.finishReason };
+  });
+  sendJson(ex.res, 200, { ...head, choices: body, usage: usageOf(results, request.n) });
+  return results;
 }
 
-async function streamChat(ex: Exchange, request: ChatRequest, chunkHead: ResponseHead, generate: Generate): Promise<GenerateResult | 'abort'> {
+async function streamChat(app: ServeApp, ex: Exchange, request: ChatRequest, choices: Choice[], chunkHead: ResponseHead, generate: Generate): Promise<GenerateResult[] | 'abort'> {
   const events = new EventStream(ex.res, ex.client);
-  const send = (delta: object, finishReason: string | null = null) => events.send({ ...chunkHead, choices: [{ index: 0, delta, logprobs: null, finish_reason: finishReason }] });
-  const sendContent = (content: string) => {
-    if (content) send({ content });
-  };
   events.open();
-  send({ role: 'assistant' });
-  const reply = new ReplyText();
-  const r = await untilShutdown(generate(request.job.prompt, { ...request.generation, maxNewTokens: request.job.maxNewTokens, onText: (t) => sendContent(reply.push(t)) }));
-  sendContent(reply.flush());
-  if (r === 'abort') {
-    send({}, 'abort');
-    events.end();
+  const wantLogprobs = request.generation.logprobs !== undefined;
+  const streams: ChoiceStream[] = choices.map((c) => {
+    const pending: TokenLogprob[] = [];
+    const send = (delta: object, finishReason: string | null = null) => {
+      const logprobs = wantLogprobs ? { content: chatLogprobs(app.generator.tokenizer, pending.splice(0)) } : null;
+      events.send({ ...chunkHead, choices: [{ index: c.index, delta, logprobs, finish_reason: finishReason }] });
+    };
+    const sendContent = (content: string) => {
+      if (content) send({ content });
+    };
+    const reply = new ReplyText();
+    events.send({ ...chunkHead, choices: [{ index: c.index, delta: { role: 'assistant' }, logprobs: null, finish_reason: null }] });
+    return {
+      result: generate(c.job.prompt, { ...optionsOf(request.generation, c), onText: (t) => sendContent(reply.push(t)), ...(wantLogprobs ? { onToken: (t: TokenLogprob) => pending.push(t) } : {}) }),
+      finish: (finishReason) => {
+        sendContent(reply.flush());
+        send({}, finishReason);
+      },
+    };
+  });
+  const results = await streamChoices(streams);
+  if (results !== 'abort' && request.includeUsage) events.send({ ...chunkHead, choices: [], usage: usageOf(results, request.n) });
+  events.end();
+  return results;
+}
+
+/** A choice being streamed: its generation, and how to send its last chunk(s) with a finish_reason. */
+interface ChoiceStream {
+  result: Promise<GenerateResult>;
+  finish(finishReason: string): void;
+}
+
+/**
+ * Ends each choice's stream as its generation ends, and resolves once all have: with the results,
+ * or 'abort' when the shutdown cut any (then every choice not finished ends with finish_reason
+ * "abort"). Any other failure (a client gone) is thrown once all have settled.
+ */
+async function streamChoices(streams: readonly ChoiceStream[]): Promise<GenerateResult[] | 'abort'> {
+  const finished = streams.map(() => false);
+  const settled = await Promise.allSettled(
+    streams.map(async (s, i) => {
+      const r = await s.result;
+      s.finish(r.finishReason);
+      finished[i] = true;
+      return r;
+    }),
+  );
+  const failures = settled.flatMap((x) => (x.status === 'rejected' ? [x.reason as unknown] : []));
+  const other = failures.find((e) => !(e instanceof ServerStopping));
+  if (other !== undefined) throw other;
+  if (failures.length > 0) {
+    streams.forEach((s, i) => finished[i] || s.finish('abort'));
     return 'abort';
   }
-  send({}, r.finishReason);
-  if (request.includeUsage) events.send({ ...chunkHead, choices: [], usage: usageOf([r]) });
-  events.end();
-  return r;
-}
-
-/** A generation's result, or 'abort' when the shutdown cut it (any other failure is thrown on). */
-async function untilShutdown(generation: Promise<GenerateResult>): Promise<GenerateResult | 'abort'> {
-  try {
-    return await generation;
-  } catch (e) {
-    if (e instanceof ServerStopping) return 'abort';
-    throw e;
-  }
+  return settled.map((x) => (x as PromiseFulfilledResult<GenerateResult>).value);
 }
 
 export async function tokenCheck(app: ServeApp, ex: Exchange): Promise<string> {

@@ -4,7 +4,9 @@
  * `error` in OpenAI's shape `{message, type, param, code}`: the openai clients read only `error`
  * (with FastChat's shape alone they report "400 status code (no body)"). Where OpenAI has a string
  * code of its own for the case (`invalid_api_key`), `error.code` is that string instead of the number.
+ * `error.type` is "server_error" for a 5xx and for a 429 (the server is busy, the request was fine).
  */
+import { QueueFull } from '../gen/continuous.ts';
 
 /** FastChat's `ErrorCode` values used here. */
 export const ErrorCode = {
@@ -20,6 +22,11 @@ export const ErrorCode = {
   INVALID_AUTH_KEY: 40101,
   /** A key the server was not given (FastChat's INCORRECT_AUTH_KEY). */
   INCORRECT_AUTH_KEY: 40102,
+  /**
+   * Every slot is busy and the queue is full (FastChat's ENGINE_OVERLOADED): a 429 with
+   * Retry-After, which the openai clients wait for and retry.
+   */
+  ENGINE_OVERLOADED: 42903,
   /** A failure inside generation. */
   INTERNAL_ERROR: 50001,
   /**
@@ -50,14 +57,15 @@ export class ApiError extends Error {
   }
 }
 
-/** Anything thrown while answering, as the error the client gets: an unexpected one is a 500. */
+/** Anything thrown while answering, as the error the client gets: a full queue is a 429, an unexpected error a 500. */
 export function asApiError(e: unknown): ApiError {
   if (e instanceof ApiError) return e;
+  if (e instanceof QueueFull) return new ApiError(ErrorCode.ENGINE_OVERLOADED, e.message, 429, { headers: { 'Retry-After': String(e.retryAfterSeconds) } });
   return new ApiError(ErrorCode.INTERNAL_ERROR, `internal error: ${(e as Error)?.message ?? String(e)}`, 500);
 }
 
 /** The response body for `e`, in both shapes (see the file header). */
 export function errorBody(e: ApiError): Record<string, unknown> {
-  const type = e.status >= 500 ? 'server_error' : 'invalid_request_error';
+  const type = e.status >= 500 || e.status === 429 ? 'server_error' : 'invalid_request_error';
   return { object: 'error', message: e.message, code: e.code, error: { message: e.message, type, param: null, code: e.extras.openaiCode ?? e.code } };
 }

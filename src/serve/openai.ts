@@ -9,17 +9,23 @@
  * less than FastChat's edit, which makes the worker drop the prompt's first token, BOS),
  * temperature, top_p (0 keeps only the most likely token, i.e. greedy, as in chat and generate),
  * stop (a string or strings; "" is dropped), stream, stream_options.include_usage,
- * repetition_penalty (FastChat's extension, HF semantics) and `seed` (OpenAI's: the sampler's seed;
+ * repetition_penalty (FastChat's extension, HF semantics), `seed` (OpenAI's: the sampler's seed;
  * without it a random one is drawn, so only a seeded request is reproducible; the sampler takes 32
  * bits, so a seed is used modulo 2^32, and seeds 2^32 apart give the same output: refusing the
- * 64-bit seeds clients draw would break them, and the mapping keeps every seed reproducible).
+ * 64-bit seeds clients draw would break them, and the mapping keeps every seed reproducible) and
+ * `n` (1 to MAX_N choices per prompt; choice j of a prompt is generated with seed + j, so each
+ * choice is reproducible on its own, and n = 1 is the plain request).
+ *
+ * Logprobs (src/gen/sequence.ts computes them: the model's distribution after the repetition
+ * penalty, before temperature and top-p): completions take OpenAI's legacy `logprobs` (an integer
+ * 0-5: that many alternatives per token; null or false: none), chat takes `logprobs: true` with
+ * `top_logprobs` (0-20; given without `logprobs: true` it is refused, as OpenAI does).
  *
  * No field is silently dropped. Unlike FastChat (whose pydantic models ignore unknown fields), a
  * field the endpoint does not know is a 400 "Unrecognized request argument supplied: <field>", as
  * OpenAI answers it: a client that sends e.g. `logit_bias` or `min_p` gets told instead of getting
  * output that ignored it. Known fields of features this server does not have are accepted only at
- * their "off" value and refused otherwise (40302): n != 1 (one sequence per request), logprobs,
- * top_logprobs, best_of > 1, tools/functions, logit_bias (non-empty), suffix (non-empty: no
+ * their "off" value and refused otherwise (40302): best_of > 1, tools/functions, logit_bias (non-empty), suffix (non-empty: no
  * insertion), top_k other than -1/0 (FastChat's and vLLM's "off"), use_beam_search, response_format
  * other than text (nothing constrains the output to JSON), and presence_penalty/frequency_penalty
  * other than 0. The penalties are refused rather than implemented: OpenAI's definition subtracts
@@ -40,12 +46,18 @@ import { randomBytes } from 'node:crypto';
 import { EOT } from '../data/prompted.ts';
 import { ChatPromptError, chatPromptFromClientChat, type CharacterSpec, type ClientChat } from '../gen/chat-prompt.ts';
 import type { GenerateOptions, Generator } from '../gen/generate.ts';
+import { MAX_TOP_LOGPROBS } from '../gen/sequence.ts';
 import { ApiError, ErrorCode } from './errors.ts';
 import type { Json } from './http.ts';
 import { countPromptTokens, maxUnitsPerToken, promptTokensAtLeast } from './prompt-length.ts';
 
 /** FastChat's defaults. Chat's max_tokens defaults to the rest of the context (the project's FastChat edit). */
 const DEFAULTS = { completionMaxTokens: 16, temperature: 0.7, topP: 1.0, n: 1, repetitionPenalty: 1.0, echo: false, stream: false } as const;
+
+/** OpenAI's maxima: choices per prompt, completions' legacy `logprobs`, chat's `top_logprobs`. */
+export const MAX_N = 128;
+export const MAX_COMPLETION_LOGPROBS = 5;
+export const MAX_CHAT_TOP_LOGPROBS = MAX_TOP_LOGPROBS;
 
 /** The fields both generation endpoints know (see the file header for what each does or why it is refused). */
 const COMMON_FIELDS = [
@@ -62,8 +74,11 @@ const CHAT_FIELDS: ReadonlySet<string> = new Set([
 /** What validation needs of the model: its tokenizer (token-id prompts, token counts) and context length. */
 export type ModelLimits = Pick<Generator, 'tokenizer' | 'contextLength'>;
 
-/** The settings of a generation that a request gives for all of its prompts. */
-export type GenerationSettings = Omit<GenerateOptions, 'maxNewTokens' | 'onText'>;
+/**
+ * The settings of a generation that a request gives for all of its prompts (`seed` is choice 0's:
+ * choice j gets seed + j); `logprobs` is the number of alternatives per token, absent for none.
+ */
+export type GenerationSettings = Omit<GenerateOptions, 'maxNewTokens' | 'onText' | 'onToken' | 'onPromptCut'>;
 
 /** A prompt ready to generate from. */
 export interface PromptJob {
@@ -74,6 +89,8 @@ export interface PromptJob {
 
 interface GenerationRequest {
   model: string;
+  /** Choices per prompt. */
+  n: number;
   stream: boolean;
   includeUsage: boolean;
   generation: GenerationSettings;
@@ -105,8 +122,10 @@ export async function parseCompletionRequest(body: Json, modelNames: readonly st
   rejectUnknownFields(body, COMPLETION_FIELDS);
   const common = parseCommonFields(body, modelNames);
   rejectUnsupportedCompletionFields(body);
+  const logprobs = parseCompletionLogprobs(body);
   const prompts = parsePrompts(body.prompt);
   const echo = optBool(body, 'echo', DEFAULTS.echo);
+  if (echo && logprobs.logprobs !== undefined) throw outOfRange(`'logprobs' with 'echo' is not supported by this server (the prompt's tokens get no logprobs) - 'logprobs'`);
   const maxTokens = common.maxTokens === undefined ? DEFAULTS.completionMaxTokens : common.maxTokens;
   const jobs: PromptJob[] = [];
   for (const p of prompts) {
@@ -114,7 +133,7 @@ export async function parseCompletionRequest(body: Json, modelNames: readonly st
     jobs.push({ prompt, maxNewTokens: await resolveMaxTokens(model, prompt, maxTokens) });
   }
   // No default stop string: only EOS ends a raw completion early.
-  return { ...common.request, generation: { ...common.generation, stop: common.stop, stopOnSpeakerTag: false }, jobs, echo };
+  return { ...common.request, generation: { ...common.generation, stop: common.stop, stopOnSpeakerTag: false, ...logprobs }, jobs, echo };
 }
 
 /** Checks a chat request; async because its prompt is tokenised without blocking (see the file header). */
@@ -122,12 +141,13 @@ export async function parseChatRequest(body: Json, modelNames: readonly string[]
   rejectUnknownFields(body, CHAT_FIELDS);
   const common = parseCommonFields(body, modelNames);
   rejectUnsupportedChatFields(body);
+  const logprobs = parseChatLogprobs(body);
   if (body.messages === undefined || body.messages === null) throw typeError('messages', 'given');
   const { prompt, shortName } = buildChatCompletionPrompt(body.messages, body.character, defaults);
   const job = { prompt, maxNewTokens: await resolveMaxTokens(model, prompt, common.maxTokens ?? null) };
   // The character's turn ends at EOT or where another speaker's tag starts a line, as in `wgpu-char chat`.
   const stop = [EOT, ...common.stop.filter((s) => s !== EOT)];
-  return { ...common.request, generation: { ...common.generation, stop, stopOnSpeakerTag: true }, job, shortName };
+  return { ...common.request, generation: { ...common.generation, stop, stopOnSpeakerTag: true, ...logprobs }, job, shortName };
 }
 
 /** POST /api/v1/token_check (FastChat's): `{prompts: [{model, prompt, max_tokens}]}`. */
@@ -147,7 +167,7 @@ export function parseTokenCheckRequest(body: Json): { prompt: string; maxTokens:
 function parseCommonFields(body: Json, modelNames: readonly string[]) {
   const model = parseModel(body, modelNames);
   const maxTokens = parseMaxTokens(body);
-  inRange('n', optInt(body, 'n') ?? DEFAULTS.n, 1, 1, ' (this server generates one sequence per request; send n requests with different seeds)');
+  const n = inRange('n', optInt(body, 'n') ?? DEFAULTS.n, 1, MAX_N);
   const temperature = inRange('temperature', optNumber(body, 'temperature', DEFAULTS.temperature), 0, 2);
   // top_p 0 is passed on as 0: the sampler keeps the single most likely token for it (greedy).
   const topP = inRange('top_p', optNumber(body, 'top_p', DEFAULTS.topP), 0, 1);
@@ -163,7 +183,7 @@ function parseCommonFields(body: Json, modelNames: readonly string[]) {
   const repetitionPenalty = optNumber(body, 'repetition_penalty', DEFAULTS.repetitionPenalty);
   if (!(repetitionPenalty > 0)) throw outOfRange(`${repetitionPenalty} is less than or equal to the minimum of 0 - 'repetition_penalty'`);
   rejectUnsupported(body);
-  return { request: { model, stream, includeUsage }, generation: { temperature, topP, seed, repetitionPenalty }, maxTokens, stop };
+  return { request: { model, n, stream, includeUsage }, generation: { temperature, topP, seed, repetitionPenalty }, maxTokens, stop };
 }
 
 function parseModel(body: Json, modelNames: readonly string[]): string {
@@ -214,8 +234,6 @@ function rejectUnknownFields(body: Json, known: ReadonlySet<string>): void {
 
 /** Known fields of features both endpoints lack: accepted at their "off" value only. */
 function rejectUnsupported(body: Json): void {
-  const logprobs = body.logprobs;
-  if (logprobs !== undefined && logprobs !== null && logprobs !== false) throw outOfRange(`logprobs is not supported by this server - 'logprobs'`);
   const logitBias = body.logit_bias;
   if (logitBias !== undefined && logitBias !== null) {
     if (typeof logitBias !== 'object' || Array.isArray(logitBias)) throw typeError('logit_bias', 'an object');
@@ -242,8 +260,26 @@ function rejectUnsupportedChatFields(body: Json): void {
   for (const f of ['tools', 'functions', 'tool_choice', 'function_call']) {
     if (body[f] !== undefined && body[f] !== null) throw outOfRange(`'${f}' is not supported by this server`);
   }
-  if (body.top_logprobs !== undefined && body.top_logprobs !== null) throw outOfRange(`'top_logprobs' is not supported by this server (no logprobs) - 'top_logprobs'`);
   parseResponseFormat(body.response_format);
+}
+
+/** Completions' legacy `logprobs`: an integer 0-5 (alternatives per token); null or false: none. */
+function parseCompletionLogprobs(body: Json): { logprobs?: number } {
+  const v = body.logprobs;
+  if (v === undefined || v === null || v === false) return {};
+  if (typeof v !== 'number' || !Number.isInteger(v)) throw typeError('logprobs', 'an integer (0-5) or null');
+  return { logprobs: inRange('logprobs', v, 0, MAX_COMPLETION_LOGPROBS) };
+}
+
+/** Chat's `logprobs` (a boolean) and `top_logprobs` (0-20, only with `logprobs: true`). */
+function parseChatLogprobs(body: Json): { logprobs?: number } {
+  const on = optBool(body, 'logprobs', false);
+  const top = optInt(body, 'top_logprobs');
+  if (typeof top === 'number') {
+    inRange('top_logprobs', top, 0, MAX_CHAT_TOP_LOGPROBS);
+    if (!on) throw outOfRange(`'top_logprobs' needs 'logprobs': true - 'top_logprobs'`);
+  }
+  return on ? { logprobs: top ?? 0 } : {};
 }
 
 /** `response_format`: only `{type: "text"}` (the default); JSON modes would need constrained decoding. */

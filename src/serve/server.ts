@@ -10,9 +10,14 @@
  * - GET /health: `{"status":"ok"}`, open without an API key, not logged when it answers 200 (a
  *   load balancer or supervisor polls it).
  * - GET /: the chat page, a browser client of the chat endpoint (web.ts; open without a key too).
+ * - GET /metrics (a batching generator only: ContinuousBatcher): its counters in Prometheus' text
+ *   format (metrics.ts); behind the API key like the API (its counts are usage data; Prometheus
+ *   sends a bearer token with `authorization: {credentials: ...}` in its scrape config), not logged
+ *   when it answers 200 (a scraper polls it).
  * Request fields and their checks: openai.ts. Errors: errors.ts. Streaming: sse.ts. Which request
- * has the model when: scheduler.ts. Listening, routing and bodies: http.ts. What the handlers share:
- * app.ts. API keys: auth.ts (with `apiKeys`, every route but /health needs `Authorization: Bearer`).
+ * has the model when, and the 429 of a full queue: scheduler.ts. Listening, routing and bodies:
+ * http.ts. What the handlers share: app.ts. API keys: auth.ts (with `apiKeys`, every route but
+ * /health needs `Authorization: Bearer`).
  *
  * Shutting down (`drain`, which `serve` calls on SIGTERM/SIGINT): the server stops taking work but
  * keeps listening, so that a new request (health checks included) gets a clear 503 with Retry-After
@@ -26,11 +31,12 @@ import type { CharacterSpec } from '../gen/chat-prompt.ts';
 import { ApiKeys } from './auth.ts';
 import { chatCompletions, completions, tokenCheck } from './completions.ts';
 import { ApiError, ErrorCode } from './errors.ts';
-import { listen, sendJson, type Route } from './http.ts';
+import { listen, sendJson, sendText, type Route } from './http.ts';
+import { METRICS_CONTENT_TYPE, prometheusText } from './metrics.ts';
 import { listModels, retrieveModel } from './models.ts';
-import { SerialScheduler, ServerStopping } from './scheduler.ts';
+import { isBatching, RequestScheduler, ServerStopping, type TextGenerator } from './scheduler.ts';
 import { webRoutes } from './web.ts';
-import type { ServeApp, TextGenerator } from './app.ts';
+import type { ServeApp } from './app.ts';
 
 /**
  * After the drain time, how long the cut requests get to end (a generation stops at its next piece
@@ -39,6 +45,7 @@ import type { ServeApp, TextGenerator } from './app.ts';
 const ABORT_GRACE_MS = 2000;
 
 export interface ServerOptions {
+  /** One generation at a time (Generator), or a batching one (ContinuousBatcher): see scheduler.ts. */
   generator: TextGenerator;
   /** The served model name(s); requests must name one of them. */
   modelName: string | string[];
@@ -69,7 +76,7 @@ export interface RunningServer {
   /** Base URL for OpenAI clients, ending in `/v1` (e.g. `http://127.0.0.1:8000/v1`). */
   url: string;
   port: number;
-  /** Stops accepting, drops open connections, and waits for the generation in progress to end. */
+  /** Stops accepting, drops open connections, and waits for the generations in progress to end. */
   close(): Promise<void>;
   /**
    * Graceful shutdown (see the file header): new requests get 503 from now on; the pending ones
@@ -88,7 +95,7 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
   const app: ServeApp = {
     modelNames,
     generator: opts.generator,
-    scheduler: new SerialScheduler(opts.generator),
+    scheduler: new RequestScheduler(opts.generator),
     chatDefaults: { character: opts.character, userName: opts.userName },
     created: Math.floor(Date.now() / 1000),
   };
@@ -153,8 +160,10 @@ export async function startServer(opts: ServerOptions): Promise<RunningServer> {
 
 /** The endpoints. A 404 lists the fixed paths not hidden (token_check is FastChat's internal one). */
 function routesOf(app: ServeApp): Route[] {
+  const generator = app.generator;
   return [
     { method: 'GET', path: '/health', public: true, quiet: true, handle: async (ex) => (sendJson(ex.res, 200, { status: 'ok' }), '') },
+    ...(isBatching(generator) ? [{ method: 'GET', path: '/metrics', quiet: true, handle: async (ex) => (sendText(ex.res, 200, prometheusText(generator.metrics()), METRICS_CONTENT_TYPE), '') } satisfies Route] : []),
     { method: 'GET', path: '/v1/models', handle: (ex) => listModels(app, ex) },
     { method: 'GET', path: /^\/v1\/models\/(.+)$/, handle: (ex) => retrieveModel(app, ex) },
     { method: 'POST', path: '/v1/completions', handle: (ex) => completions(app, ex) },
