@@ -49,6 +49,8 @@ export const TOL = {
   ropeRoundTrip: { atol: 2e-6, rtol: 2e-6 },
   /** SwiGLU fwd/bwd, f32: WGSL exp is accurate to 3 + 2|x| ULP (tests have |g| <= 10: 23 ULP = 2.7e-6 rel), then a few roundings; dg's factor 1 + g(1-σ) cancels near g = -1.28, hence the atol. */
   swiglu: { atol: 1e-6, rtol: 1e-5 },
+  /** KV scatter (kv_scatter_fwd): a copy of f32 rows: exact. */
+  kvScatter: { atol: 0, rtol: 0 },
   /** Embedding fwd: a copy of f32 / bf16-exact values: exact. */
   embeddingFwd: { atol: 0, rtol: 0 },
   /** Embedding bwd: prefilled dE + an f32 sum of the few (< 10) rows of one token in the reference's order: a few u of the row sum's magnitude (<= 10). */
