@@ -7,8 +7,20 @@
 import type { GpuBuffer } from '../gpu/buffers.ts';
 import type { Gpu } from '../gpu/device.ts';
 import { Op, type Recorder } from '../gpu/kernels.ts';
-import { attentionTiles, type AttentionHeads } from './attention.ts';
+import type { AttentionHeads } from './attention.ts';
 import type { ModelOp, OpCall } from './op.ts';
+
+/**
+ * Threads per (row, head) of attention_rows_fwd.wgsl (its KS). On a GPU, 64: one query's keys fill
+ * a workgroup, as attention_fwd's decode split. On lavapipe a workgroup of 64 runs as 8 SIMD passes
+ * with costly merge barriers, and at short contexts most threads only pad their key block: 8
+ * threads (one pass of its 8-wide SIMD) were 3-8× faster than 64 at weights/tiny's shapes (16 rows
+ * at positions 30-250, medians of 9 runs). Fixed per device, never per step: a row's bits must
+ * not depend on the batch.
+ */
+export function attentionRowsThreads(gpu: Gpu): number {
+  return gpu.report.isSoftware ? 8 : 64;
+}
 
 /** out[r] = attention of q[r] over slot places[r].slot's keys 0 ..= places[r].pos, r < call.rows. Reads rows. */
 export class AttentionRowsOp implements ModelOp {
@@ -17,8 +29,7 @@ export class AttentionRowsOp implements ModelOp {
   /** k, v: [slots, Tmax, nKV·hd] caches; q, out: [R, nH·hd]; places: [R] (slot, pos). */
   static async create(gpu: Gpu, heads: AttentionHeads, Tmax: number, b: { q: GpuBuffer; k: GpuBuffer; v: GpuBuffer; places: GpuBuffer; out: GpuBuffer }): Promise<AttentionRowsOp> {
     if (heads.hd > 128) throw new Error(`attention_rows: head dim ${heads.hd} > 128 (the kernel's MAX_HD)`);
-    // The keys of one row spread over a workgroup, as attention_fwd's decode split (one query).
-    const { KS } = attentionTiles(gpu).one;
+    const KS = attentionRowsThreads(gpu);
     const op = await Op.create(gpu, { kernel: 'attention_rows_fwd.wgsl', constants: { KS }, params: 'uuuuuf', bindings: [b.q, b.k, b.v, b.places, b.out], label: `attention_rows:${b.k.label}` });
     return new AttentionRowsOp(op, heads, Tmax);
   }
