@@ -98,10 +98,13 @@ export class BatchEngine implements SlotEngine {
           `(maxStorageBufferBindingSize ${maxBinding} bytes): use fewer slots or a smaller prefill chunk`,
       );
     }
-    // Wanted rows: every decode row and the chunk's last one.
+    // Wanted rows: every decode row and the chunk's last one; the readout holds their probs and logits.
     const sampleRows = slots + 1;
-    if (sampleRows * V * 4 > maxBinding) {
-      throw new UserError(`logits of ${sampleRows} rows × ${V} tokens need ${sampleRows * V * 4} bytes, but this device binds at most ${maxBinding} bytes: use at most ${Math.floor(maxBinding / (V * 4)) - 1} slots`);
+    if (2 * sampleRows * V * 4 > maxBinding) {
+      throw new UserError(
+        `the probabilities and logits of ${sampleRows} rows × ${V} tokens need ${2 * sampleRows * V * 4} bytes, but this device binds at most ${maxBinding} bytes: ` +
+          `use at most ${Math.floor(maxBinding / (2 * V * 4)) - 1} slots`,
+      );
     }
     const adapter = model.adapter ?? undefined;
     const state = new ForwardState(gpu, d, slots, maxRows, Tmax, adapter?.config);
