@@ -5,9 +5,10 @@
 // so penalty > 1 makes repeats less likely. In place, on one row of logits.
 //
 // Bindings:
-//   @binding(0) params: { n, V, logits_offset, penalty }
-//   @binding(1) ids:    array<u32> [n]     DISTINCT token ids (the host dedupes: one thread per id
-//                                          owns its logit, so no two threads write the same element)
+//   @binding(0) params: { n, V, ids_offset, logits_offset, penalty }
+//   @binding(1) ids:    array<u32> [..]    n DISTINCT token ids from element ids_offset (the host
+//                                          dedupes: one thread per id owns its logit, so no two
+//                                          threads write the same element)
 //   @binding(2) logits: array<f32> [.., V] the row at logits_offset, modified in place (=)
 // Dispatch: one thread per id, grid1d(ceil(n / WG)). Ids >= V are ignored.
 
@@ -19,6 +20,7 @@ override WG: u32 = 64u;
 struct Params {
   n: u32,
   V: u32,
+  ids_offset: u32,
   logits_offset: u32,
   penalty: f32,
 }
@@ -34,7 +36,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
   if (i >= p.n) {
     return;
   }
-  let id = ids[i];
+  let id = ids[p.ids_offset + i];
   if (id >= p.V) {
     return;
   }

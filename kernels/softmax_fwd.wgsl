@@ -2,9 +2,9 @@
 // numerically stable (the row max of the scaled logits is subtracted before exp).
 //
 // Bindings:
-//   @binding(0) params: { R, V, logits_offset, inv_temperature }
+//   @binding(0) params: { R, V, logits_offset, probs_offset, inv_temperature }
 //   @binding(1) logits: array<f32> [.., V]  row r at element logits_offset + r * V
-//   @binding(2) probs:  array<f32> [R, V]   output (=)
+//   @binding(2) probs:  array<f32> [.., V]  row r at element probs_offset + r * V: output (=)
 // Dispatch: one workgroup per row, grid1d(R) (row = wg.x + wg.y * num_workgroups.x). Each thread
 // keeps an online (max, sum of exp) over a strided slice of the row; the pairs are merged in shared
 // memory, then a second sweep writes the probabilities.
@@ -18,6 +18,7 @@ struct Params {
   R: u32,
   V: u32,
   logits_offset: u32,
+  probs_offset: u32,
   inv_temperature: f32,
 }
 
@@ -68,7 +69,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3
     let row_max = part_max[0];
     let inv_sum = 1.0 / part_sum[0];
     for (var c = lid; c < p.V; c += WG) {
-      probs[row * p.V + c] = exp(logits[base + c] * p.inv_temperature - row_max) * inv_sum;
+      probs[p.probs_offset + row * p.V + c] = exp(logits[base + c] * p.inv_temperature - row_max) * inv_sum;
     }
   }
 }

@@ -27,10 +27,14 @@ describe.skipIf(!gpu)('repetition_penalty_fwd.wgsl', () => {
       const context = Array.from({ length: ctxLen }, () => rng.int(Math.ceil(V / 2))); // many repeats
       context.push(V + 3); // out of range: ignored
       const ids = distinctIds(context);
+      // The ids start mid-buffer (one row's region among a step's rows), after ids that must not be read.
+      const idsOffset = offsetRows * 3;
+      const idsBuf = new Uint32Array(idsOffset + ids.length).fill(V - 1);
+      idsBuf.set(ids, idsOffset);
       const buf = bufferFrom(g, logits0);
       await runOnce(g, 'repetition_penalty_fwd.wgsl', {
-        params: ['uuuf', [ids.length, V, offsetRows * V, 1.3]],
-        bindings: [bufferFrom(g, ids), buf],
+        params: ['uuuuf', [ids.length, V, idsOffset, offsetRows * V, 1.3]],
+        bindings: [bufferFrom(g, idsBuf), buf],
         grid: grid1d(Math.ceil(ids.length / WG)),
       });
       const out = await readF32(g, buf, rows * V);

@@ -33,13 +33,18 @@ describe.skipIf(!gpu)('softmax_fwd.wgsl', () => {
       const offset = 11; // logits of this dispatch start mid-buffer (row chunks of a larger logits buffer)
       const data = randomNormal(offset + R * V, R * V, 3);
       const logits = data.subarray(offset);
-      const probs = bufferFrom(g, randomNormal(R * V, 2)); // pre-filled: `=` must overwrite
+      // probs land mid-buffer too (a row's slot among a step's rows); the buffer is pre-filled: `=` must overwrite
+      const probsOffset = 5;
+      const before = randomNormal(probsOffset + R * V, 2);
+      const probs = bufferFrom(g, before);
       await runOnce(g, 'softmax_fwd.wgsl', {
-        params: ['uuuf', [R, V, offset, 1 / temperature]],
+        params: ['uuuuf', [R, V, offset, probsOffset, 1 / temperature]],
         bindings: [bufferFrom(g, data), probs],
         grid: grid1d(R),
       });
-      const got = await readF32(g, probs, R * V);
+      const all = await readF32(g, probs, probsOffset + R * V);
+      expect(all.subarray(0, probsOffset), 'elements before probs_offset untouched').toEqual(before.subarray(0, probsOffset));
+      const got = all.subarray(probsOffset);
       expectClose(got, softmaxForward(logits, R, V, 1 / temperature), TOL.softmax, 'probs');
       for (let r = 0; r < R; r++) {
         let s = 0;
@@ -54,7 +59,7 @@ describe.skipIf(!gpu)('softmax_fwd.wgsl', () => {
     const V = 67;
     const logits = randomNormal(V, 5, 1000);
     const probs = bufferFrom(g, new Float32Array(V));
-    await runOnce(g, 'softmax_fwd.wgsl', { params: ['uuuf', [1, V, 0, 1]], bindings: [bufferFrom(g, logits), probs], grid: [1] });
+    await runOnce(g, 'softmax_fwd.wgsl', { params: ['uuuuf', [1, V, 0, 0, 1]], bindings: [bufferFrom(g, logits), probs], grid: [1] });
     const got = await readF32(g, probs, V);
     expect([...got].every(Number.isFinite)).toBe(true);
     expectClose(got, softmaxForward(logits, 1, V, 1), TOL.softmax, 'probs of huge logits');
