@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadLlamaModel } from '../src/formats/hf-checkpoint.ts';
 import { Tokenizer } from '../src/data/tokenizer.ts';
-import { distinctIds, Generator } from '../src/gen/generate.ts';
+import { distinctIds } from '../src/gen/sequence.ts';
+import { Generator } from '../src/gen/generate.ts';
 import { BatchEngine } from '../src/gen/batch-engine.ts';
 import type { EngineOutput, EngineStep, RowSampling } from '../src/gen/engine.ts';
 import { argmax, sampleTopP } from '../src/gen/sampler.ts';

@@ -29,7 +29,7 @@ export function register(program: Command): void {
     .option('--quiet', 'no progress on stderr')
     .action(async (opts: ApplyDeltaCliOptions) => {
       const { applyDelta } = await import('../formats/weight-delta.ts');
-      const { formatBytes } = await import('../util/atomic.ts');
+      const { formatBytes } = await import('../util/bytes.ts');
       const started = Date.now();
       const r = await applyDelta({
         base: opts.base, delta: opts.delta, out: opts.out, reverse: opts.reverse, maxShardBytes: opts.maxShardSize,

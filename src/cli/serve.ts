@@ -23,7 +23,6 @@
 import type { Command } from 'commander';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import type { Tokenizer } from '../data/tokenizer.ts';
 import { fullNameOf } from '../gen/characters.ts';
 import type { SlotEngine } from '../gen/engine.ts';
 import type { LlamaModel } from '../model/llama.ts';
@@ -61,17 +60,20 @@ export interface SlotEngineSettings {
 }
 
 /**
- * THE place that builds serve's engine. INTEGRATOR: once src/gen/batch-engine.ts exists, the body
- * is `return BatchEngine.create(model, settings);` (import it here, lazily as below: no GPU code
- * loads before the command runs), and the note goes. Until then: one slot over Generator's forward
- * (src/gen/generator-engine.ts), so a --max-batch above 1 is said once and served as 1.
+ * serve's engine: `slots` KV caches of `contextLength` rows (src/gen/batch-engine.ts), its memory
+ * said once on `note` (the KV cache grows with slots × context; the planner's sampling plan covers
+ * one sequence only).
  */
-async function createSlotEngine(model: LlamaModel, tokenizer: Tokenizer, settings: SlotEngineSettings, note: Note): Promise<SlotEngine> {
-  const { Generator } = await import('../gen/generate.ts');
-  const { GeneratorSlotEngine } = await import('../gen/generator-engine.ts');
-  if (settings.slots > 1) note(`--max-batch ${settings.slots}: this build's engine has one slot (src/gen/batch-engine.ts is not wired in yet): one generation runs at a time, the others wait in the queue`);
-  const generator = await Generator.create(model, tokenizer, { contextLength: settings.contextLength });
-  return new GeneratorSlotEngine(generator, settings.prefillChunk);
+async function createSlotEngine(model: LlamaModel, settings: SlotEngineSettings, note: Note): Promise<SlotEngine> {
+  const { BatchEngine } = await import('../gen/batch-engine.ts');
+  const { forwardStateLayout } = await import('../model/llama.ts');
+  const { formatBytes } = await import('../util/bytes.ts');
+  const engine = await BatchEngine.create(model, settings);
+  const kv = forwardStateLayout(model.dims, settings.slots, engine.maxRows, settings.contextLength)
+    .filter((e) => e.role === 'kv_cache')
+    .reduce((a, e) => a + e.bytes, 0);
+  note(`${settings.slots} slots × ${settings.contextLength} tokens: KV cache ${formatBytes(kv)}; prompts prefill ${settings.prefillChunk} tokens a step`);
+  return engine;
 }
 
 /** The API keys of --api-key, else of WGPU_CHAR_API_KEY; [] for none. An unusable key is a UserError naming where it came from. */
@@ -128,7 +130,7 @@ export function register(program: Command): void {
       const { startServer } = await import('../serve/server.ts');
       const { model, tokenizer } = await loadModelDir(opts.model, opts.dtype, { adapter: opts.adapter });
       const contextLength = resolveContext(opts.context, model.maxPositions, noteOnStderr);
-      const engine = await createSlotEngine(model, tokenizer, { slots: opts.maxBatch, contextLength, prefillChunk: opts.prefillChunk }, noteOnStderr);
+      const engine = await createSlotEngine(model, { slots: opts.maxBatch, contextLength, prefillChunk: opts.prefillChunk }, noteOnStderr);
       const generator = new ContinuousBatcher(engine, tokenizer, { maxQueue: opts.maxQueue, maxPositions: model.maxPositions, eosIds: eosTokenIds(model.cfg) });
       const modelName = opts.modelName ?? [path.basename(path.resolve(opts.model))];
 

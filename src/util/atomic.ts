@@ -10,6 +10,7 @@
 import { closeSync, existsSync, fsyncSync, openSync, renameSync, rmSync, statfsSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+import { formatBytes } from './bytes.ts';
 
 /** Temp name next to `finalPath`, unique per process, so a crash never leaves a half-written file under the final name. */
 export function tempPathFor(finalPath: string): string {
@@ -83,11 +84,4 @@ export function freeBytesAt(p: string): number | null {
   } catch {
     return null;
   }
-}
-
-export function formatBytes(n: number): string {
-  if (n >= 2 ** 30) return `${(n / 2 ** 30).toFixed(2)} GiB`;
-  if (n >= 2 ** 20) return `${(n / 2 ** 20).toFixed(1)} MiB`;
-  if (n >= 2 ** 10) return `${(n / 2 ** 10).toFixed(1)} KiB`;
-  return `${n} B`;
 }
