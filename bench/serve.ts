@@ -49,22 +49,40 @@ const PROMPTS = [
 const TOKENIZER_OF_SYNTHETIC = 'weights/tiny/tokenizer.model';
 const SEED = 7;
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
+/** `--serve-arg X` / `--serve-arg=X` (X may start with "--", which parseArgs would refuse) and everything after `--` go to serve. */
+function splitServeArgs(argv: readonly string[]): { own: string[]; serve: string[] } {
+  const own: string[] = [];
+  const serve: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') {
+      serve.push(...argv.slice(i + 1));
+      break;
+    }
+    if (a === '--serve-arg') {
+      if (i + 1 >= argv.length) throw new Error('--serve-arg: needs a value');
+      serve.push(argv[++i]!);
+    } else if (a.startsWith('--serve-arg=')) serve.push(a.slice('--serve-arg='.length));
+    else own.push(a);
+  }
+  return { own, serve };
+}
+const split = splitServeArgs(process.argv.slice(2));
+const { values } = parseArgs({
+  args: split.own,
   options: {
     model: { type: 'string', multiple: true },
     clients: { type: 'string', default: '1,4,16' },
     'max-tokens': { type: 'string', default: '64' },
     rounds: { type: 'string', default: '2' },
     out: { type: 'string' },
-    'serve-arg': { type: 'string', multiple: true, default: [] },
   },
 });
 const models = (values.model ?? ['weights/tiny,bench/llama-30m-config.json']).flatMap((m) => m.split(',')).filter((m) => m !== '');
 const levels = values.clients.split(',').map(Number);
 const maxTokens = Number(values['max-tokens']);
 const rounds = Number(values.rounds);
-const serveArgs = [...values['serve-arg'], ...positionals];
+const serveArgs = split.serve;
 if (levels.some((c) => !Number.isInteger(c) || c < 1)) throw new Error(`--clients: positive integers, comma-separated (got ${values.clients})`);
 if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new Error(`--max-tokens: a positive integer (got ${values['max-tokens']})`);
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: a positive integer (got ${values.rounds})`);
