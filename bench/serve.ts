@@ -2,7 +2,7 @@
  * Serving throughput and latency of `wgpu-char serve` under 1, 4 and 16 concurrent streaming clients.
  *
  *   npx tsx bench/serve.ts [--model weights/tiny,bench/llama-30m-config.json] [--clients 1,4,16]
- *     [--max-tokens 64] [--rounds 2] [--out bench/results/serve-<date>.json] [--serve-arg --max-batch=16 ...] [-- <serve args>]
+ *     [--max-tokens 64] [--rounds 1] [--out bench/results/serve-<date>.json] [--serve-arg --max-batch=16 ...] [-- <serve args>]
  *
  * --model: comma-separated (or repeated) model directories, or config.json files: a config file is
  * turned once into a random-weight checkpoint directory under bench/.cache/ (config.json,
@@ -14,8 +14,10 @@
  *
  * Per model: one `wgpu-char serve --port 0` child process (bin/wgpu-char.js), waited for until GET
  * /health answers; one warm-up request (pipeline compilation); then per level of --clients, that
- * many clients each send --rounds streamed POST /v1/completions one after another (prompts from a
- * fixed list, temperature 0, max_tokens --max-tokens, stream_options.include_usage).
+ * many clients each send streamed POST /v1/completions one after another, --rounds × max(clients,
+ * 8) requests in all, rounded up to a multiple of clients (each of 8 fixed prompts equally often when
+ * clients divides 8 or is a multiple of it; temperature 0, max_tokens
+ * --max-tokens, stream_options.include_usage).
  * Per level: aggregate generated tokens/s (usage.completion_tokens summed / wall time of the
  * level), requests/s, time to first token (request sent → first chunk with text) p50/p95, and
  * inter-token latency p50/p95 as the gaps between successive text chunks (the server sends one
@@ -74,7 +76,7 @@ const { values } = parseArgs({
     model: { type: 'string', multiple: true },
     clients: { type: 'string', default: '1,4,16' },
     'max-tokens': { type: 'string', default: '64' },
-    rounds: { type: 'string', default: '2' },
+    rounds: { type: 'string', default: '1' },
     out: { type: 'string' },
   },
 });
@@ -223,8 +225,11 @@ interface LevelResult {
 async function runLevel(base: string, model: string, clients: number): Promise<LevelResult> {
   const timings: RequestTiming[] = [];
   const t0 = performance.now();
+  // Request j = c + i·clients of the level asks PROMPTS[j % P]: every level asks each prompt equally
+  // often (a model that stops early on some prompts would otherwise make levels incomparable).
+  const perClient = rounds * Math.ceil(Math.max(clients, PROMPTS.length) / clients);
   await Promise.all(Array.from({ length: clients }, async (_, c) => {
-    for (let k = 0; k < rounds; k++) timings.push(await streamOne(base, model, PROMPTS[(c * rounds + k) % PROMPTS.length]));
+    for (let i = 0; i < perClient; i++) timings.push(await streamOne(base, model, PROMPTS[(c + i * clients) % PROMPTS.length]));
   }));
   const seconds = (performance.now() - t0) / 1000;
   const tokens = timings.reduce((a, t) => a + t.completionTokens, 0);
@@ -244,7 +249,7 @@ async function main() {
   const gpu = await acquireGpu();
   const machine = `${describeGpu(gpu)}; ${describeMachine()}`;
   console.log(`machine: ${machine}`);
-  console.log(`serve args: ${serveArgs.length > 0 ? serveArgs.join(' ') : '(none)'}; max_tokens ${maxTokens}; ${rounds} request(s) per client per level\n`);
+  console.log(`serve args: ${serveArgs.length > 0 ? serveArgs.join(' ') : '(none)'}; max_tokens ${maxTokens}; ${rounds} × max(clients, ${PROMPTS.length}) requests per level\n`);
   const results = [];
   for (const spec of models) {
     const { dir, label } = await modelDirOf(spec);
