@@ -2,8 +2,10 @@
  * `wgpu-char interview single` against a scripted character server: the paper's prompt and
  * sampling, re-asks after thinking turns (bounded by --max-thinking), retries, the original's
  * output schema, resume (a re-run sends nothing; a failed question is the only one re-sent), and
- * the output scored by `wgpu-char score`.
+ * the output scored by `wgpu-char score`; `interview single` and `score` run as processes,
+ * SIGKILLed mid-run and re-run: every request answered once in the log, the output complete.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -221,4 +223,100 @@ describe('interview turns', () => {
     await expect(runEvalCli(['interview', 'turns', '--character', 'Beethoven', '--base-url', 'http://127.0.0.1:9/v1', '--model', 'm', '--out', dir,
       '--interviewer-base-url', 'http://127.0.0.1:9/v1', '--interviewer-model', 'a', '--prompts', dir])).rejects.toThrow(`${dir}/agent_meta_prompt_interviewer_chatgpt.txt: interviewer prompt not found`);
   });
+});
+
+describe('killed mid-run (SIGKILL), then re-run', () => {
+  const N = 16;
+  const questions = Array.from({ length: N }, (_, i) => ({ topic_id: `topic-${1 + (i % 4)}`, topic: 'a topic', question: `Question number ${i}?` }));
+  const questionOf = (prompt: string) => /Man \(speaking\): (.*)<\|eot\|>\nBeethoven \($/.exec(prompt)?.[1];
+  const answer = (req: ScriptedRequest): ScriptedReply => `speaking): My answer to ${questionOf(req.prompt)}`;
+
+  /** The ids of a run log's "ok" records, in order (a line cut by the kill is skipped, as the runner's repair drops it). */
+  function okIds(log: string): string[] {
+    if (!existsSync(log)) return [];
+    const ids: string[] = [];
+    for (const line of readFileSync(log, 'utf8').split('\n')) {
+      try {
+        const r = JSON.parse(line) as { event?: string; id?: string };
+        if (r.event === 'ok') ids.push(r.id!);
+      } catch { /* a partial or empty line */ }
+    }
+    return ids;
+  }
+
+  /** `wgpu-char <args>` as a process; with `kill`, SIGKILLed as soon as `kill.log` holds `kill.afterOk` answers. */
+  async function runProcess(args: string[], kill?: { log: string; afterOk: number }) {
+    const child = spawn(process.execPath, ['bin/wgpu-char.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout!.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (output += d.toString()));
+    const timer = kill && setInterval(() => {
+      if (okIds(kill.log).length >= kill.afterOk) child.kill('SIGKILL');
+    }, 5);
+    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (c, sig) => resolve({ code: c, signal: sig })));
+    if (timer) clearInterval(timer);
+    return { code, signal, output };
+  }
+
+  it('interview single and score: no request answered twice, every question once in the outputs, in the original schema', async () => {
+    // 100 ms per reply, 2 in flight: 16 questions take ~0.8 s, 64 judge prompts ~3.2 s; the kills come after 4 and 8 answers.
+    const server = await startScriptedServer({ character: answer, delayMs: 100 });
+    const out = tempDir();
+    const qfile = join(out, 'questions.json');
+    writeFileSync(qfile, JSON.stringify(questions));
+    const log = join(out, 'logs', 'Beethoven_sft.single.log.jsonl');
+    const resultPath = join(out, 'Beethoven_sft_result', 'interview.json');
+    const args = ['interview', 'single', '--character', 'Beethoven', '--base-url', server.url, '--model', 'm', '--label', 'sft', '--out', out, '--questions', qfile, '--concurrency', '2', ...FAST];
+    try {
+      const killed = await runProcess(args, { log, afterOk: 4 });
+      expect(killed.signal, killed.output).toBe('SIGKILL');
+      const before = okIds(log);
+      expect(before.length).toBeGreaterThanOrEqual(4);
+      expect(before.length).toBeLessThan(N);
+      expect(existsSync(resultPath)).toBe(false);
+      const sent = server.requests.length;
+
+      const rerun = await runProcess(args);
+      expect(rerun.code, rerun.output).toBe(0);
+      // The killed run's lock is taken over, not waited for.
+      expect(rerun.output).toMatch(/taking over the lock of pid \d+, which is no longer running/);
+      const ids = okIds(log);
+      expect(ids).toHaveLength(N);
+      expect([...ids].sort()).toEqual(questions.map((_, i) => `q${i}-r0`).sort());
+      // The re-run asks exactly the questions without a logged answer (those in flight at the kill included).
+      const reasked = server.requests.slice(sent).map((r) => questionOf(r.prompt)).sort();
+      expect(reasked).toEqual(questions.filter((_, i) => !before.includes(`q${i}-r0`)).map((q) => q.question).sort());
+      const records = JSON.parse(readFileSync(resultPath, 'utf8'));
+      expect(records).toEqual(questions.map((q) => ({
+        topic_id: q.topic_id, question: q.question, reply: [{ role: 'Beethoven', action: '(speaking)', content: `My answer to ${q.question}` }], finish_reason: 'stop',
+      })));
+
+      // score: 16 questions × 4 single-turn dimensions, killed after 8 judgements, re-run.
+      const scoreOut = tempDir();
+      const judgeLog = join(scoreOut, 'judge.log.jsonl');
+      const scoreArgs = ['score', '--results', join(out, 'Beethoven_sft_result'), '--judge-base-url', server.url, '--judge-model', 'j', '--out', scoreOut, '--concurrency', '2', ...FAST];
+      const scoreKilled = await runProcess(scoreArgs, { log: judgeLog, afterOk: 8 });
+      expect(scoreKilled.signal, scoreKilled.output).toBe('SIGKILL');
+      const judgedBefore = okIds(judgeLog);
+      expect(judgedBefore.length).toBeLessThan(4 * N);
+      expect(existsSync(join(scoreOut, 'scores.json'))).toBe(false);
+      const judgeSent = server.requests.length;
+      const scoreRerun = await runProcess(scoreArgs);
+      expect(scoreRerun.code, scoreRerun.output).toBe(0);
+      const judged = okIds(judgeLog);
+      expect(judged).toHaveLength(4 * N);
+      expect(new Set(judged).size).toBe(4 * N);
+      expect(server.requests.length - judgeSent).toBe(4 * N - judgedBefore.length);
+      // The same scores as one uninterrupted run (judge scores hash the prompt; the bootstrap is seeded).
+      const resumed = JSON.parse(readFileSync(join(scoreOut, 'scores.json'), 'utf8'));
+      expect(resumed.results.map((r: { dimension: string; n: number }) => [r.dimension, r.n])).toEqual(['memory', 'values', 'personality', 'hallucination'].map((d) => [d, N]));
+      const fresh = tempDir();
+      const once = await runEvalCli(['score', '--results', join(out, 'Beethoven_sft_result'), '--judge-base-url', server.url, '--judge-model', 'j', '--out', fresh, '--concurrency', '8', ...FAST]);
+      expect(once.exitCode, once.stdout).toBe(0);
+      const want = JSON.parse(readFileSync(join(fresh, 'scores.json'), 'utf8'));
+      expect({ ...resumed, judge: undefined }).toEqual({ ...want, judge: undefined });
+    } finally {
+      await server.close();
+    }
+  }, 60_000);
 });

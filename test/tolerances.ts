@@ -176,3 +176,44 @@ export const PARITY = {
    */
   b7LoraUpdate: 1e-3,
 };
+
+/**
+ * llama.cpp (node-llama-cpp 3.21.1, CPU, f32 KV cache) on our GGUF exports of weights/tiny vs our f32
+ * forward (test/export-gguf.test.ts): next-token log-probabilities after 3 prompts, checked as
+ * max_t |Δ log p_t| ≤ rel · sd(logits) of that prompt (log p = z − lse(z), so an error δz per token
+ * gives |Δ log p_t| ≤ |δz_t − c| + |δlse − c| ≤ 2·max_t |δz_t − c| for any shift c). sd(logits) is
+ * 1.6-2.9 for these prompts. Derivation, with ε = rms relative rounding error of one rounding and
+ * ρ = normwise relative error of the logits (rms over the vocabulary of δz, over sd(z)):
+ *   - one rounding adds independent errors of ~ε of the rounded vector's size; on the path to the
+ *     logits k = 6 roundings count (lm_head's weights and its input, and for the residual stream one
+ *     attention and one MLP branch with their weights and inputs: the other 22 matrices' errors
+ *     reach the logits damped by the residual sums), so ρ ≈ √6·ε;
+ *   - the max over V = 4000 tokens of a Gaussian error is ≤ 4.5 of its sd (P = 7e-6 per token), so
+ *     max |Δ log p| ≤ 2 · 4.5 · ρ · sd(z) = 9·√6·ε · sd(z) ≈ 22·ε·sd(z).
+ */
+export const GGUF_LOGPROBS = {
+  /**
+   * Same weights (weights/tiny is bf16, exact in f32), both in f32: only summation order differs,
+   * ~√K·u relative per dot (K ≤ 384, u = 6e-8: 1e-6) over 4 layers; rel 1e-4 as PARITY.logitsF32.
+   * Measured max |Δ log p| 4e-6..1.7e-5 (≤ 5.8e-6·sd). llama.cpp's default f16 KV cache would add up to 4e-3.
+   */
+  f32: 1e-4,
+  /**
+   * bf16 weights are exact in f16 down to 2^-14 (smaller ones become f16 subnormals, within 2^-25
+   * absolute: negligible against weights of rms ~0.05), so the export adds no error; llama.cpp's CPU
+   * may round each matmul's input to f16 (its vec_dot type for F16 weights): ε = 2^-11/√3 = 2.8e-4
+   * on 3 of the 6 roundings: 9·√3·ε = 4.4e-3, rounded up to 5e-3. Measured the same as f32
+   * (max 1.35e-5), i.e. this build's path did not round the activations.
+   */
+  f16: 5e-3,
+  /**
+   * Q8_0: per block of 32, d = max|w|/127 stored as f16, so |δw| ≤ max|w|/254 (+ 2^-11 relative from
+   * the f16 scale). The rounding error is uniform in ±d/2: rms d/√12 = (max/rms)/(254·√3) of the
+   * block's rms; weights/tiny's blocks have max/rms ≈ 2.4, so ε = 5.5e-3 (computed over its
+   * matrices: 5.1e-3..5.8e-3). llama.cpp also quantizes each matmul's input to Q8_0 blocks
+   * (vec_dot type of Q8_0): the same ε, taken equal. rel = 22·ε = 0.12. Measured max |Δ log p|
+   * 0.071..0.100 (0.024..0.055 of sd, i.e. 2.2..5× under the tolerance); normwise ρ 0.5..0.95%
+   * against the derived √6·ε = 1.3%.
+   */
+  q8_0: 0.12,
+} as const;

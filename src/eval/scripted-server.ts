@@ -20,6 +20,8 @@ export type ScriptedServerOptions = {
   judge?: (req: ScriptedRequest) => ScriptedReply;
   character?: (req: ScriptedRequest) => ScriptedReply;
   port?: number;
+  /** Milliseconds every request waits before its answer (a slow server, so that a test can kill a client mid-run). */
+  delayMs?: number;
 };
 
 export type ScriptedServer = { url: string; requests: ScriptedRequest[]; close(): Promise<void> };
@@ -55,6 +57,7 @@ export async function startScriptedServer(opts: ScriptedServerOptions = {}): Pro
     const request: ScriptedRequest = { index: requests.length, endpoint, prompt, body };
     requests.push(request);
     const reply = endpoint === 'chat' ? (opts.judge ?? defaultJudge)(request) : (opts.character ?? defaultCharacter)(request);
+    if (opts.delayMs) await new Promise((r) => setTimeout(r, opts.delayMs));
     if (typeof reply === 'object' && 'status' in reply) {
       return send(res, reply.status, { error: { message: `scripted ${reply.status}` } }, reply.status === 429 ? { 'retry-after': '0' } : {});
     }
