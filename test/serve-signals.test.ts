@@ -66,7 +66,8 @@ const STREAM = { model: 'tiny', prompt: 'Hello', max_tokens: 400, temperature: 0
 
 describe.skipIf(!gpu)('serve stops on SIGTERM without losing requests', () => {
   it('drains: the stream and the queued request finish, a new request gets 503, exit 0; warns on 0.0.0.0 without a key', async () => {
-    const s = await startServe(['--host', '0.0.0.0', '--drain-timeout', '30']);
+    // One slot: the second request waits in the queue behind the stream.
+    const s = await startServe(['--host', '0.0.0.0', '--drain-timeout', '30', '--max-batch', '1']);
     expect(s.stderr()).toMatch(/warning: listening on 0\.0\.0\.0 without an API key/);
     const stream = await startStream(s.url, STREAM);
     const queued = fetch(s.url + '/completions', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ...STREAM, max_tokens: 5 }) });
