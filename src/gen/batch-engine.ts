@@ -211,8 +211,15 @@ export class BatchEngine implements SlotEngine {
         upload(gpu, this.seenIds, s.seen, i * Tmax * 4);
         this.penalty.record(rec, { rows: s.seen.length, inRow: i * Tmax, outRow: i, scale: s.penalty });
       }
-      this.softmax.record(rec, { rows: 1, inRow: i, outRow: i, scale: s.invTemperature });
     });
+    // One softmax dispatch per run of consecutive rows with the same temperature (the kernel
+    // normalises each row in its own workgroup, so a row's bits do not depend on the run).
+    for (let i = 0; i < n; ) {
+      let j = i + 1;
+      while (j < n && wanted[j].sampling.invTemperature === wanted[i].sampling.invTemperature) j++;
+      this.softmax.record(rec, { rows: j - i, inRow: i, outRow: i, scale: wanted[i].sampling.invTemperature });
+      i = j;
+    }
     const withLogits = wanted.some((w) => w.sampling.wantLogits);
     const rowBytes = V * 4;
     if (withLogits) rec.copy(this.logits, 0, this.readout, n * rowBytes, n * rowBytes);
