@@ -102,8 +102,6 @@ async function runEngine(engine: BatchEngine, plans: SeqPlan[]): Promise<SeqRun[
   return runs;
 }
 
-
-
 describe.skipIf(!gpu)('BatchEngine on weights/tiny', () => {
   let tokenizer: Tokenizer;
   const models: Partial<Record<'f32' | 'bf16', LlamaModel>> = {};
