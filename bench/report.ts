@@ -19,6 +19,11 @@
  * --quick (a few shapes, 1 repetition, small e2e sizes: checks that everything runs) writes only
  * bench/results/quick/, never the committed report. --render FILE.json rewrites the markdown and
  * charts of an earlier run without measuring anything. Default --reps: 3 (1 with --quick).
+ *
+ * Duration on the 2-core lavapipe machine: --quick ~1 min (4-5 min while other jobs load the
+ * cores); a full run, estimated from --quick's per-benchmark rates, 20-35 min: kernels 6-18 (the
+ * 7B shapes at M = 512 and 7B attention at T = 1024 are most of it), decode ~2, training ~12.
+ * The progress log (stderr) times every benchmark and side.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -349,8 +354,11 @@ async function main(): Promise<void> {
   if (doE2e) ensurePeers(log);
   const gpu = await acquireGpu();
   const torch = new TorchWorker(flags.device);
-  const info = await torch.ask({ cmd: 'info' });
-  if (typeof info.error === 'string') log(`PyTorch: ${info.error} (its columns stay empty)`);
+  let info = await torch.ask({ cmd: 'info' });
+  if (typeof info.error === 'string') {
+    log(`PyTorch: ${info.error} (its columns stay empty; Debian: apt-get install python3-torch libopenblas0-pthread)`);
+    info = { torch: `not available (${info.error})`, device: 'none' };
+  }
   const cpu = cpuInfo();
   const fma = fmaPeak(cpu, flags['fma-units'] ? Number(flags['fma-units']) : undefined);
   const nodePeers = path.join(ROOT, 'test', 'peers', 'node_modules', 'node-llama-cpp', 'package.json');
