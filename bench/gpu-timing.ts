@@ -8,6 +8,14 @@ import type { GpuBuffer } from '../src/gpu/buffers.ts';
 import type { Gpu } from '../src/gpu/device.ts';
 import { Recorder } from '../src/gpu/kernels.ts';
 
+/**
+ * Calls per measurement of a matmul of `flops`: enough for ~0.2 GFLOP, so a small product is not
+ * timed as one submit's overhead.
+ */
+export function matmulCalls(flops: number): number {
+  return Math.max(1, Math.ceil(2e8 / flops));
+}
+
 /** A benchmark with its buffers and pipelines built, measured as many times as asked, then destroyed. */
 export interface Prepared {
   /** Seconds per call, one measurement. */

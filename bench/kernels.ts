@@ -7,21 +7,22 @@
  *   attention (causal, B·nH heads of T queries)  forward flops 2·B·nH·T²·hd (QKᵀ and PV, half of
  *     each under the mask), backward 2.5× that (FlashAttention's count: five products, one is the
  *     recomputed QKᵀ); bytes q, k, v, o (and dO, dq, dk, dv) once
- *   RMSNorm / RoPE / SwiGLU forward: bytes read + written once (GB/s is what they are judged by)
+ *   RMSNorm / RoPE / SwiGLU, forward and backward: bytes read + written once (GB/s is what they
+ *     are judged by; their functions say which)
  */
 import { createStorage, createStorageFrom, type GpuBuffer } from '../src/gpu/buffers.ts';
 import type { Gpu } from '../src/gpu/device.ts';
 import { AttentionBackwardOp, AttentionOp } from '../src/ops/attention.ts';
 import { LinearGradInputOp, LinearGradWeightOp, LinearOp, type MatmulDirection } from '../src/ops/matmul.ts';
-import { RmsNormOp } from '../src/ops/rmsnorm.ts';
+import { RmsNormBackwardOp, RmsNormOp } from '../src/ops/rmsnorm.ts';
 import { RopeOp } from '../src/ops/rope.ts';
-import { SwiGluOp } from '../src/ops/swiglu.ts';
+import { SwiGluBackwardOp, SwiGluOp } from '../src/ops/swiglu.ts';
 import { ParamBuffers } from '../src/model/param-buffers.ts';
 import { ParamTable } from '../src/model/param-table.ts';
 import { ropeTable } from '../src/model/rope-table.ts';
 import { f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { randomNormal } from '../src/util/random.ts';
-import { prepareRecorded, type Prepared } from './gpu-timing.ts';
+import { matmulCalls, prepareRecorded, type Prepared } from './gpu-timing.ts';
 
 export interface Work {
   flops: number;
@@ -81,7 +82,7 @@ export async function prepareLinear(gpu: Gpu, dir: MatmulDirection, s: { M: numb
       dir === 'bwd_input' ? await LinearGradInputOp.create(gpu, w.ref, pool.random('dy', M * N, 2), pool.zeros('dx', M * K), false) :
       await LinearGradWeightOp.create(gpu, w.ref, pool.random('dy', M * N, 2), pool.random('x', M * K, 1));
     const wBytes = dir === 'bwd_weight' ? 8 : wElem === 'bf16' ? 2 : 4; // dW is read and written
-    const p = await prepareRecorded(gpu, (rec) => op.record(rec, { rows: M }), pool.all, { calls: Math.max(1, Math.ceil(2e8 / (2 * M * N * K))) });
+    const p = await prepareRecorded(gpu, (rec) => op.record(rec, { rows: M }), pool.all, { calls: matmulCalls(2 * M * N * K) });
     return { seconds: p.seconds, destroy: () => (p.destroy(), w.destroy()), flops: 2 * M * N * K, bytes: 4 * (M * K + M * N) + wBytes * N * K };
   } catch (e) {
     for (const b of pool.all) b.destroy();
@@ -119,31 +120,49 @@ export async function prepareAttention(gpu: Gpu, dir: 'fwd' | 'bwd', s: Attentio
   return { ...p, flops: 2.5 * fwdFlops, bytes: 4 * qBytes + 4 * kvBytes };
 }
 
-/** y = rmsnorm(x)·w over rows × cols (f32 weight). */
-export async function prepareRmsNorm(gpu: Gpu, rows: number, cols: number): Promise<Prepared & Work> {
+/**
+ * RMSNorm over rows × cols (f32 weight): fwd y = rmsnorm(x)·w; bwd dx and dw (+=) from dy, x, rstd
+ * (the two passes the model records). Bytes: fwd x, y, w, rstd; bwd dy, x, dx (dx pass) + dy, x
+ * (dw pass), w, dw, rstd twice.
+ */
+export async function prepareRmsNorm(gpu: Gpu, dir: 'fwd' | 'bwd', rows: number, cols: number): Promise<Prepared & Work> {
   const pool = new Pool(gpu);
   const w = weight(gpu, [cols], 'f32', 0, 'ones');
-  const op = await RmsNormOp.create(gpu, w.ref, pool.random('x', rows * cols, 1), pool.zeros('y', rows * cols), pool.zeros('rstd', rows), 1e-5);
+  const gw = weight(gpu, [cols], 'f32', 0, 'none');
+  const x = pool.random('x', rows * cols, 1);
+  const rstd = pool.from('rstd', new Float32Array(rows).fill(1));
+  const op = dir === 'fwd'
+    ? await RmsNormOp.create(gpu, w.ref, x, pool.zeros('y', rows * cols), rstd, 1e-5)
+    : await RmsNormBackwardOp.create(gpu, w.ref, gw.ref, pool.random('dy', rows * cols, 2), x, rstd, pool.zeros('dx', rows * cols), false);
   const p = await prepareRecorded(gpu, (rec) => op.record(rec, { rows }), pool.all);
-  return { seconds: p.seconds, destroy: () => (p.destroy(), w.destroy()), flops: 4 * rows * cols, bytes: 4 * (2 * rows * cols + cols + rows) };
+  const n = rows * cols;
+  return {
+    seconds: p.seconds, destroy: () => (p.destroy(), w.destroy(), gw.destroy()),
+    flops: (dir === 'fwd' ? 4 : 10) * n,
+    bytes: dir === 'fwd' ? 4 * (2 * n + cols + rows) : 4 * (5 * n + 3 * cols + 2 * rows),
+  };
 }
 
-/** Rotate-half RoPE in place on B·T rows of nH heads of hd. */
-export async function prepareRope(gpu: Gpu, s: { B: number; T: number; nH: number; hd: number }): Promise<Prepared & Work> {
+/** Rotate-half RoPE in place on B·T rows of nH heads of hd: fwd rotates activations, bwd their gradient back. */
+export async function prepareRope(gpu: Gpu, dir: 'fwd' | 'bwd', s: { B: number; T: number; nH: number; hd: number }): Promise<Prepared & Work> {
   const { B, T, nH, hd } = s;
   const pool = new Pool(gpu);
   const table = ropeTable(T, hd, 10000);
   const x = pool.random('q', B * T * nH * hd, 1);
-  const op = await RopeOp.create(gpu, x, { cos: pool.from('cos', table.cos), sin: pool.from('sin', table.sin) }, { nHeads: nH, hd, layout: 'rows' });
+  const op = await RopeOp.create(gpu, x, { cos: pool.from('cos', table.cos), sin: pool.from('sin', table.sin) }, { nHeads: nH, hd, layout: 'rows' }, dir);
   const p = await prepareRecorded(gpu, (rec) => op.record(rec, { rows: B * T, B, T }), pool.all);
   return { ...p, flops: 3 * B * T * nH * hd, bytes: 8 * B * T * nH * hd + 4 * T * hd };
 }
 
-/** h = silu(g)∘u over rows × width. */
-export async function prepareSwiGlu(gpu: Gpu, rows: number, width: number): Promise<Prepared & Work> {
+/** SwiGLU over rows × width: fwd h = silu(g)∘u (reads g, u; writes h); bwd dg, du from dh, g, u. */
+export async function prepareSwiGlu(gpu: Gpu, dir: 'fwd' | 'bwd', rows: number, width: number): Promise<Prepared & Work> {
   const pool = new Pool(gpu);
   const n = rows * width;
-  const op = await SwiGluOp.create(gpu, width, pool.random('g', n, 1), pool.random('u', n, 2), pool.zeros('h', n));
+  const g = pool.random('g', n, 1);
+  const u = pool.random('u', n, 2);
+  const op = dir === 'fwd'
+    ? await SwiGluOp.create(gpu, width, g, u, pool.zeros('h', n))
+    : await SwiGluBackwardOp.create(gpu, width, pool.random('dh', n, 3), g, u, pool.zeros('dg', n), pool.zeros('du', n));
   const p = await prepareRecorded(gpu, (rec) => op.record(rec, { rows }), pool.all);
-  return { ...p, flops: 5 * n, bytes: 12 * n };
+  return { ...p, flops: (dir === 'fwd' ? 5 : 10) * n, bytes: (dir === 'fwd' ? 12 : 20) * n };
 }

@@ -18,7 +18,7 @@ import { Op } from '../src/gpu/kernels.ts';
 import { MATMUL_PARAMS, matmulKernelFor, matmulParams, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
 import { f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { randomNormal } from '../src/util/random.ts';
-import { prepareRecorded, type Prepared } from './gpu-timing.ts';
+import { matmulCalls, prepareRecorded, type Prepared } from './gpu-timing.ts';
 import { median } from './stats.ts';
 
 export interface Shape {
@@ -86,7 +86,7 @@ export async function prepareMatmul(gpu: Gpu, dir: MatmulDirection, mk: MatmulKe
     const op = await Op.create(gpu, { kernel: mk.kernel, constants, bindings, params: MATMUL_PARAMS });
     const params = matmulParams({ M, N, K });
     const [gx, gy] = mk.grid(M, N, K);
-    return await prepareRecorded(gpu, (rec) => rec.dispatch(op, params, gx, gy), bufs, { calls: Math.max(1, Math.ceil(2e8 / (2 * M * N * K))) });
+    return await prepareRecorded(gpu, (rec) => rec.dispatch(op, params, gx, gy), bufs, { calls: matmulCalls(2 * M * N * K) });
   } catch (e) {
     for (const b of bufs) b.destroy();
     throw e;

@@ -78,7 +78,7 @@ function markdown(r: ReportJson, charts: { kernels?: string; e2e?: string; roofl
     lines.push('## Kernels', '',
       'Ours: the op the model records (src/ops: the kernel `matmulKernelFor` picks, weights in row chunks, this adapter\'s attention tiles), timed by `bench/kernels.ts` (many calls in one submit, seconds per call); ',
       `peer: ${peer}, the same shapes in \`bench/torch_kernels.py\` (x @ w.T, dy @ w, dy.T @ x; attention as matmul + masked softmax, its backward by autograd; the model's RMSNorm/RoPE/SwiGLU expressions). `,
-      'Nominal work, the same for both sides: matmul 2·M·N·K flops; causal attention forward 2·B·nH·T²·hd, backward 2.5× that; GB/s = bytes read and written once. ',
+      'Nominal work, the same for both sides: matmul 2·M·N·K flops; causal attention forward 2·B·nH·T²·hd, backward 2.5× that; GB/s = the bytes a fused kernel must read and write once (bench/kernels.ts lists them; PyTorch\'s unfused expressions move more). ',
       'Matmul shapes are K→N (in → out features) with M rows; our W is bf16 or f32, PyTorch\'s always f32.', '');
     lines.push('### Matmul', '');
     table('matmul', 'GFLOP/s');

@@ -9,15 +9,16 @@ Requests (shapes as in the report; M rows, N output features, K input features, 
     {"cmd": "info"}                                   -> torch version, device, BLAS, threads
     {"cmd": "prepare", "op": "matmul", "dir": "fwd|bwd_input|bwd_weight", "M":, "N":, "K":}
     {"cmd": "prepare", "op": "attention_fwd|attention_bwd", "B":, "T":, "nH":, "nKV":, "hd":}
-    {"cmd": "prepare", "op": "rmsnorm_fwd", "rows":, "cols":}
-    {"cmd": "prepare", "op": "rope_fwd", "rows":, "T":, "nH":, "hd":}
-    {"cmd": "prepare", "op": "swiglu_fwd", "rows":, "width":}
+    {"cmd": "prepare", "op": "rmsnorm_fwd|rmsnorm_bwd", "rows":, "cols":}
+    {"cmd": "prepare", "op": "rope_fwd|rope_bwd", "rows":, "T":, "nH":, "hd":}
+    {"cmd": "prepare", "op": "swiglu_fwd|swiglu_bwd", "rows":, "width":}
     {"cmd": "prepare", "op": "copy", "bytes":}        -> memory bandwidth probe (dst.copy_(src))
         each: builds the inputs, runs once (warm-up) and picks how many calls one measurement makes
         (enough for ~50 ms); answers {"calls": n}
     {"cmd": "time"}                                   -> {"seconds": s} per call, one measurement
 The ops are written as the model in bench/torch_llama.py writes them (rms_norm, rotate-half RoPE,
-silu(g) * u, causal attention by matmul + masked softmax: torch 1.13 has no fused attention).
+silu(g) * u, causal attention by matmul + masked softmax: torch 1.13 has no fused attention);
+a backward (_bwd) is autograd.grad of the forward's graph, built once and kept (retain_graph).
 """
 import argparse, json, math, sys, time
 import torch
@@ -79,20 +80,27 @@ class Worker:
             dout = self.randn(*out.shape)
             # The backward alone: the graph is kept and re-run (retain_graph) on every call.
             return lambda: torch.autograd.grad(out, (q, k, v), dout, retain_graph=True)
-        if op == 'rmsnorm_fwd':
-            x, w = self.randn(r['rows'], r['cols']), self.randn(r['cols'])
-            return lambda: rms_norm(x, w, 1e-5)
-        if op == 'rope_fwd':
-            rows, T, nH, hd = r['rows'], r['T'], r['nH'], r['hd']
-            q = self.randn(rows // T, T, nH, hd).transpose(1, 2)
-            inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2).float() / hd))
-            f = torch.outer(torch.arange(T).float(), inv)
-            emb = torch.cat((f, f), dim=-1).to(self.dev)
-            cos, sin = emb.cos(), emb.sin()
-            return lambda: q * cos + rotate_half(q) * sin
-        if op == 'swiglu_fwd':
-            g, u = self.randn(r['rows'], r['width']), self.randn(r['rows'], r['width'])
-            return lambda: torch.nn.functional.silu(g) * u
+        if op.startswith(('rmsnorm_', 'rope_', 'swiglu_')):
+            grad = op.endswith('_bwd')
+            if op.startswith('rmsnorm_'):
+                ins = (self.randn(r['rows'], r['cols'], requires_grad=grad), self.randn(r['cols'], requires_grad=grad))
+                f = lambda: rms_norm(ins[0], ins[1], 1e-5)
+            elif op.startswith('rope_'):
+                rows, T, nH, hd = r['rows'], r['T'], r['nH'], r['hd']
+                ins = (self.randn(rows // T, T, nH, hd, requires_grad=grad),)
+                inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2).float() / hd))
+                fr = torch.outer(torch.arange(T).float(), inv)
+                emb = torch.cat((fr, fr), dim=-1).to(self.dev)
+                cos, sin = emb.cos(), emb.sin()
+                f = lambda: (lambda q: q * cos + rotate_half(q) * sin)(ins[0].transpose(1, 2))
+            else:
+                ins = (self.randn(r['rows'], r['width'], requires_grad=grad), self.randn(r['rows'], r['width'], requires_grad=grad))
+                f = lambda: torch.nn.functional.silu(ins[0]) * ins[1]
+            if not grad:
+                return f
+            out = f()
+            dout = self.randn(*out.shape)
+            return lambda: torch.autograd.grad(out, ins, dout, retain_graph=True)
         if op == 'copy':
             n = r['bytes'] // 4
             src, dst = self.randn(n), torch.empty(n, device=self.dev)
@@ -118,7 +126,7 @@ class Worker:
             self.fn = None
             if self.dev.type == 'cuda':
                 torch.cuda.empty_cache()
-            self.needs_grad = r['op'] == 'attention_bwd'
+            self.needs_grad = r['op'].endswith('_bwd')
             self.fn = self.build(r)
             one = max(self.once(1), 1e-6)  # warm-up
             one = max(self.once(1), 1e-6)
