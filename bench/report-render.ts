@@ -80,11 +80,12 @@ function markdown(r: ReportJson, charts: { kernels?: string; e2e?: string; roofl
       `peer: ${peer}, the same shapes in \`bench/torch_kernels.py\` (x @ w.T, dy @ w, dy.T @ x; attention as matmul + masked softmax, its backward by autograd; the model's RMSNorm/RoPE/SwiGLU expressions). `,
       'Nominal work, the same for both sides: matmul 2·M·N·K flops; causal attention forward 2·B·nH·T²·hd, backward 2.5× that; GB/s = the bytes a fused kernel must read and write once (bench/kernels.ts lists them; PyTorch\'s unfused expressions move more). ',
       'Matmul shapes are K→N (in → out features) with M rows; our W is bf16 or f32, PyTorch\'s always f32.', '');
-    lines.push('### Matmul', '');
+    const cmd = (ours: string, torchOp: string) => `Command: \`npm run bench -- --only kernels\` (ours: \`${ours}\` in bench/kernels.ts; PyTorch: \`${torchOp}\` requests to bench/torch_kernels.py).`;
+    lines.push('### Matmul', '', cmd('prepareLinear', '{"op": "matmul"}'), '');
     table('matmul', 'GFLOP/s');
-    lines.push('### Attention', '');
+    lines.push('### Attention', '', cmd('prepareAttention', '{"op": "attention_fwd|attention_bwd"}'), '');
     table('attention', 'GFLOP/s');
-    lines.push('### RMSNorm, RoPE, SwiGLU', '');
+    lines.push('### RMSNorm, RoPE, SwiGLU', '', cmd('prepareRmsNorm / prepareRope / prepareSwiGlu', '{"op": "rmsnorm_fwd", ...}'), '');
     table('elementwise', 'GB/s');
     if (charts.kernels) lines.push(`![kernel ratios](${charts.kernels})`, '');
     if (charts.roofline) lines.push(`![roofline](${charts.roofline})`, '');

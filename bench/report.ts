@@ -12,7 +12,7 @@
  * End to end, weights/tiny and the 30M model (a seeded random checkpoint written once under
  * bench/.cache/): training tokens/s, full and LoRA (bench/train.ts), against PyTorch; greedy
  * prefill and decode tokens/s (bench/decode.ts) against PyTorch and llama.cpp (bench/llamacpp.ts:
- * CPU with 1 and 2 threads, Vulkan) on a GGUF of the same weights written by `wgpu-char export`.
+ * CPU with 1 thread and every core, Vulkan) on a GGUF of the same weights written by `wgpu-char export`.
  *
  * Interleaved: every benchmark is prepared on every side, then each repetition runs ours, then each
  * peer, so a slow spell of the machine hits all sides alike; tables show medians over --reps.
@@ -28,7 +28,7 @@
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { cpus, hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -67,7 +67,8 @@ if (flags.only !== undefined && flags.only !== 'kernels' && flags.only !== 'e2e'
 const quick = flags.quick;
 const reps = flags.reps !== undefined ? Number(flags.reps) : quick ? 1 : 3;
 if (!(Number.isInteger(reps) && reps >= 1)) throw new Error('--reps must be a positive integer');
-const THREADS = 2;
+/** CPU threads of the peers: every core (2 here); llama.cpp also runs with 1. */
+const THREADS = cpus().length;
 const log = (s: string) => console.error(`bench: ${s}`);
 const t0 = performance.now();
 const elapsed = () => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
@@ -270,7 +271,7 @@ async function runDecode(gpu: Gpu, modelDir: string, name: string, ggufDtype: st
     { name: 'wgpu-char', command: `npx tsx bench/decode.ts --model ${rel} --dtype bf16 --prompt-tokens ${promptTokens} --new-tokens ${newTokens}`, run: () => session.run() },
     { name: 'PyTorch', command: `/usr/bin/python3 bench/torch_llama.py ${rel} --prompt-tokens ${promptTokens} --new-tokens ${newTokens} --threads ${THREADS} --device ${flags.device}`, run: () => torchDecode(modelDir, promptTokens, newTokens, THREADS, flags.device) },
     llamaSide('cpu', 1),
-    llamaSide('cpu', 2),
+    ...(THREADS > 1 ? [llamaSide('cpu', THREADS)] : []),
     llamaSide('vulkan', 1),
   ];
   const samples = sides.map(() => [] as DecodeRate[]);
@@ -399,7 +400,7 @@ async function main(): Promise<void> {
     for (const [dir, name] of [[tiny, 'tiny'], [m30, '30M']] as const) e2e.push(...runTrain(dir, name, trainSize(name)));
     const cppExtra = e2e.flatMap((row) => row.peers).find((p) => p.name === 'llama.cpp Vulkan' && p.extra?.release)?.extra;
     const anyCpp = e2e.flatMap((row) => row.peers).find((p) => p.name.startsWith('llama.cpp') && p.extra?.release)?.extra;
-    if (anyCpp) llamacpp = `${llamaVersion}, prebuilt binaries (llama.cpp release tag as node-llama-cpp reports it: ${anyCpp.release}); backends: CPU (1 and 2 threads) and Vulkan`;
+    if (anyCpp) llamacpp = `${llamaVersion}, prebuilt binaries (llama.cpp release tag as node-llama-cpp reports it: ${anyCpp.release}); backends: CPU (1 and ${THREADS} threads) and Vulkan`;
     vulkanDevice = (cppExtra?.gpu_devices as string[] | undefined)?.join(', ') ?? null;
   }
 
