@@ -353,6 +353,7 @@ async function main(): Promise<void> {
     render(JSON.parse(readFileSync(flags.render, 'utf8')) as ReportJson, log);
     return;
   }
+  process.chdir(ROOT); // the scripts it runs name their files from the repository root
   const doKernels = flags.only !== 'e2e';
   const doE2e = flags.only !== 'kernels';
   if (doE2e) {
