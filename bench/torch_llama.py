@@ -1,5 +1,5 @@
-"""PyTorch baselines for bench/decode.ts and bench/train.ts: the same LLaMA (HF conventions), f32,
-on the CPU, with Debian's /usr/bin/python3 (python3-torch); prints one JSON line. Reads the model
+"""PyTorch baselines for bench/decode.ts, bench/train.ts and bench/report.ts: the same LLaMA (HF conventions), f32,
+on the CPU (or CUDA, --device), with Debian's /usr/bin/python3 (python3-torch); prints one JSON line. Reads the model
 directory's config.json and model.safetensors itself (no transformers / safetensors on Debian).
 
     /usr/bin/python3 bench/torch_llama.py weights/tiny --prompt-tokens 64 --new-tokens 128 --threads 2
