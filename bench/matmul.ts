@@ -4,20 +4,24 @@
  *
  *   npx tsx bench/matmul.ts [--runs 5] [--quick]
  *
- * Each measurement submits `reps` identical dispatches in one encoder (enough for ~0.2 GFLOP, so
- * submit overhead does not dominate small shapes) and waits with onSubmittedWorkDone; the table
- * shows the median over --runs measurements after one warm-up. `*` marks the variant that
+ * Each measurement submits identical dispatches in one encoder (enough for ~0.2 GFLOP, so submit
+ * overhead does not dominate small shapes; bench/gpu-timing.ts) and waits with onSubmittedWorkDone;
+ * the table shows the median over --runs measurements after one warm-up. bench/report.ts times
+ * the same prepareMatmul against PyTorch. `*` marks the variant that
  * matmulKernelFor picks. Timings on a shared CPU (lavapipe) vary ±15% or more between runs.
  */
+import { pathToFileURL } from 'node:url';
 import { describeGpu, type Gpu } from '../src/gpu/device.ts';
 import { acquireGpu } from '../src/node/dawn.ts';
 import { createStorage, createStorageFrom, type GpuBuffer } from '../src/gpu/buffers.ts';
-import { Op, Recorder } from '../src/gpu/kernels.ts';
+import { Op } from '../src/gpu/kernels.ts';
 import { MATMUL_PARAMS, matmulKernelFor, matmulParams, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
 import { f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { randomNormal } from '../src/util/random.ts';
+import { matmulCalls, prepareRecorded, type Prepared } from './gpu-timing.ts';
+import { median } from './stats.ts';
 
-interface Shape {
+export interface Shape {
   label: string;
   M: number;
   N: number;
@@ -51,14 +55,12 @@ function sameKernel(a: MatmulKernel, b: MatmulKernel): boolean {
   return a.kernel === b.kernel && JSON.stringify(a.constants) === JSON.stringify(b.constants);
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h] : (s[h - 1] + s[h]) / 2;
-}
-
-/** Median seconds per product of `mk` at this shape. */
-async function timeKernel(gpu: Gpu, dir: MatmulDirection, mk: MatmulKernel, shape: Shape, bf16: boolean, runs: number): Promise<number> {
+/**
+ * One matmul of `mk` at this shape (dir: fwd Y = X·Wᵀ, bwd_input dX = dY·W, bwd_weight dW = dYᵀ·X;
+ * W [N, K] in bf16 or f32), ready to time: each measurement runs enough identical dispatches for
+ * ~0.2 GFLOP in one submit.
+ */
+export async function prepareMatmul(gpu: Gpu, dir: MatmulDirection, mk: MatmulKernel, shape: Shape, bf16: boolean): Promise<Prepared> {
   const { M, N, K } = shape;
   const x = randomNormal(M * K, 1);
   const dy = randomNormal(M * N, 2);
@@ -84,19 +86,22 @@ async function timeKernel(gpu: Gpu, dir: MatmulDirection, mk: MatmulKernel, shap
     const op = await Op.create(gpu, { kernel: mk.kernel, constants, bindings, params: MATMUL_PARAMS });
     const params = matmulParams({ M, N, K });
     const [gx, gy] = mk.grid(M, N, K);
-    const reps = Math.max(1, Math.ceil(2e8 / (2 * M * N * K)));
+    return await prepareRecorded(gpu, (rec) => rec.dispatch(op, params, gx, gy), bufs, { calls: matmulCalls(2 * M * N * K) });
+  } catch (e) {
+    for (const b of bufs) b.destroy();
+    throw e;
+  }
+}
+
+/** Median seconds per product of `mk` at this shape, over `runs` measurements after a warm-up. */
+async function timeKernel(gpu: Gpu, dir: MatmulDirection, mk: MatmulKernel, shape: Shape, bf16: boolean, runs: number): Promise<number> {
+  const p = await prepareMatmul(gpu, dir, mk, shape, bf16);
+  try {
     const times: number[] = [];
-    for (let r = 0; r <= runs; r++) {
-      const t0 = performance.now();
-      const rec = new Recorder(gpu, 'bench');
-      for (let i = 0; i < reps; i++) rec.dispatch(op, params, gx, gy);
-      rec.submit();
-      await gpu.device.queue.onSubmittedWorkDone();
-      if (r > 0) times.push((performance.now() - t0) / 1000 / reps); // r = 0 is the warm-up
-    }
+    for (let r = 0; r < runs; r++) times.push(await p.seconds());
     return median(times);
   } finally {
-    for (const b of bufs) b.destroy();
+    p.destroy();
   }
 }
 
@@ -132,7 +137,10 @@ async function main(): Promise<void> {
   process.exit(0);
 }
 
-main().catch((e) => {
-  console.error(e);
-  process.exit(1);
-});
+// Run as a script (the report imports prepareMatmul without running this).
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((e) => {
+    console.error(e);
+    process.exit(1);
+  });
+}

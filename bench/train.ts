@@ -13,13 +13,57 @@
  * a warm-up step; peak = bytes of GPU buffers wgpu-char allocated (WebGPU reports no memory use),
  * each configuration measured in its own child process so peaks do not mix.
  * PyTorch: bench/torch_llama.py --train (same LLaMA, f32, autograd, clip_grad_norm_, AdamW) with
- * Debian's /usr/bin/python3 and 2 threads.
+ * Debian's /usr/bin/python3 and 2 threads (with --lora-rank, the same adapter trained in PyTorch).
+ * bench/report.ts runs the same two functions, oursTrain and torchTrain, interleaved.
  */
 import { spawnSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
 import { debianBlas } from './machine.ts';
 
+export interface TrainOptions {
+  /** A model directory, or a config.json whose weights are synthetic (ours only). */
+  model?: string;
+  config?: string;
+  dtype: 'bf16' | 'f32';
+  batch: number;
+  seq: number;
+  steps: number;
+  loraRank?: number;
+}
+
+export interface TrainRate {
+  train_tok_s: number;
+  /** Ours: bytes of GPU buffers we allocated; PyTorch: peak RSS (CPU) or max_memory_allocated (CUDA). */
+  peak_mib: number;
+}
+
+const trainArgs = (o: TrainOptions) => [
+  ...(o.config ? ['--config', o.config] : ['--model', o.model ?? 'weights/tiny']),
+  '--dtype', o.dtype, '--batch', String(o.batch), '--seq', String(o.seq), '--steps', String(o.steps),
+  ...(o.loraRank ? ['--lora-rank', String(o.loraRank)] : []),
+];
+
+/** Our training steps in a child process of their own (so its peak memory is this configuration's alone). */
+export function oursTrain(o: TrainOptions, checkpointing: boolean): TrainRate & Record<string, unknown> {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/train.ts', ...trainArgs(o), '--child', String(checkpointing)], { encoding: 'utf8' });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.status !== 0 || !line.startsWith('{')) throw new Error(`bench/train.ts child failed: ${r.stderr}`);
+  const j = JSON.parse(line);
+  return { ...j, peak_mib: j.peak_gpu_mib };
+}
+
+/** PyTorch's training steps on the same model directory (bench/torch_llama.py --train), or why they could not run. */
+export function torchTrain(o: TrainOptions, threads: number, device = 'auto'): (TrainRate & Record<string, unknown>) | { skipped: string } {
+  if (!o.model) return { skipped: 'PyTorch needs a model directory (synthetic --config weights are ours only)' };
+  const py = spawnSync('/usr/bin/python3', ['bench/torch_llama.py', o.model, '--train', '--batch', String(o.batch), '--seq', String(o.seq), '--steps', String(o.steps),
+    '--threads', String(threads), '--device', device, ...(o.loraRank ? ['--lora-rank', String(o.loraRank)] : [])], { encoding: 'utf8', env: { ...process.env, OMP_WAIT_POLICY: 'PASSIVE' } });
+  if (py.status !== 0) return { skipped: (py.stderr || py.error?.message || 'failed').trim().split('\n').pop()! };
+  return JSON.parse(py.stdout.trim().split('\n').pop()!);
+}
+
+const isScript = import.meta.url === pathToFileURL(process.argv[1] ?? '').href;
 const { values } = parseArgs({
   options: {
     model: { type: 'string', default: 'weights/tiny' },
@@ -31,11 +75,12 @@ const { values } = parseArgs({
     steps: { type: 'string', default: '5' },
     child: { type: 'string' },
   },
+  // Imported by bench/report.ts: its flags are not ours.
+  args: isScript ? process.argv.slice(2) : [],
 });
 const B = Number(values.batch);
 const T = Number(values.seq);
 const steps = Number(values.steps);
-
 async function child(checkpointing: boolean) {
   const { TrainStep } = await import('../src/train/step.ts');
   const { describeGpu } = await import('../src/gpu/device.ts');
@@ -65,24 +110,25 @@ async function child(checkpointing: boolean) {
 
 function main() {
   console.log(`machine: CPU ${cpus()[0]?.model ?? '?'} × ${cpus().length}; model ${values.config ?? values.model}; batch ${B} × seq ${T}${values['lora-rank'] ? `; LoRA rank ${values['lora-rank']}` : ''}`);
-  const results: Record<string, { train_tok_s: number; peak_gpu_mib: number }> = {};
+  const opts: TrainOptions = {
+    ...(values.config ? { config: values.config } : { model: values.model }),
+    dtype: values.dtype as 'bf16' | 'f32', batch: B, seq: T, steps, loraRank: values['lora-rank'] ? Number(values['lora-rank']) : undefined,
+  };
+  const results: Record<string, TrainRate> = {};
   for (const ckpt of [true, false]) {
-    const r = spawnSync(process.execPath, ['--import', 'tsx', 'bench/train.ts', ...process.argv.slice(2), '--child', String(ckpt)], { encoding: 'utf8' });
-    const line = r.stdout.trim().split('\n').pop() ?? '';
-    if (r.status !== 0 || !line.startsWith('{')) throw new Error(`child failed: ${r.stderr}`);
-    console.log(line);
-    results[String(ckpt)] = JSON.parse(line);
+    results[String(ckpt)] = oursTrain(opts, ckpt);
+    console.log(JSON.stringify(results[String(ckpt)]));
   }
-  if (values.config || values['lora-rank']) return; // PyTorch's side trains every weight of a checkpoint
-  const py = spawnSync('/usr/bin/python3', ['bench/torch_llama.py', values.model!, '--train', '--batch', String(B), '--seq', String(T), '--steps', String(steps), '--threads', '2'], { encoding: 'utf8' });
-  if (py.status !== 0) {
-    console.log(`pytorch: skipped (${(py.stderr || 'failed').trim().split('\n').pop()})`);
+  const torch = torchTrain(opts, 2);
+  if ('skipped' in torch) {
+    console.log(`pytorch: skipped (${torch.skipped})`);
     return;
   }
-  const torch = JSON.parse(py.stdout.trim().split('\n').pop()!);
   console.log(JSON.stringify({ side: 'pytorch', ...torch, blas: debianBlas() }));
   console.log(`ratio ours/pytorch (train tokens/s): checkpointing ${(results.true.train_tok_s / torch.train_tok_s).toFixed(2)}, without ${(results.false.train_tok_s / torch.train_tok_s).toFixed(2)}`);
 }
 
-if (values.child !== undefined) await child(values.child === 'true');
-else main();
+if (isScript) {
+  if (values.child !== undefined) await child(values.child === 'true');
+  else main();
+}
