@@ -27,24 +27,23 @@
  * The progress log (stderr) times every benchmark and side.
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, hostname } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { acquireGpu } from '../src/node/dawn.ts';
 import { describeGpu, type Gpu } from '../src/gpu/device.ts';
-import { readConfigFile, saveLlamaCheckpointCpu } from '../src/formats/hf-checkpoint.ts';
-import { llamaWeightSpecs } from '../src/model/weights.ts';
+import { readConfigFile } from '../src/formats/hf-checkpoint.ts';
 import { headDim, type LlamaConfig } from '../src/model/config.ts';
 import type { MatmulDirection } from '../src/ops/matmul.ts';
-import { Rng } from '../src/util/random.ts';
 import { oursDecodeSession, torchDecode, type DecodeRate } from './decode.ts';
 import { prepareAttention, prepareLinear, prepareRmsNorm, prepareRope, prepareSwiGlu, type Work } from './kernels.ts';
 import type { Prepared } from './gpu-timing.ts';
 import { ensurePeers, llamaCppDecode } from './llamacpp.ts';
 import { cpuInfo, debianBlas, fmaPeak } from './machine.ts';
 import { median } from './stats.ts';
+import { modelDirOf } from './synthetic-checkpoint.ts';
 import { render, type E2eRow, type KernelResult, type ReportJson } from './report-render.ts';
 import { oursTrain, torchTrain, type TrainOptions } from './train.ts';
 
@@ -219,27 +218,6 @@ async function runKernels(gpu: Gpu, torch: TorchWorker): Promise<KernelResult[]>
 
 // ---------------------------------------------------------------- end to end
 
-/** The 30M model as a checkpoint every side can read: seeded uniform weights (std 0.02, HF's init), unit norms, bf16, weights/tiny's tokenizer. */
-async function ensure30M(): Promise<string> {
-  const dir = path.join(CACHE, 'llama-30m');
-  if (existsSync(path.join(dir, 'model.safetensors')) && existsSync(path.join(dir, 'tokenizer.model'))) return dir;
-  log(`writing a seeded random 30M checkpoint to ${path.relative(ROOT, dir)}`);
-  mkdirSync(CACHE, { recursive: true });
-  const cfg = readConfigFile(path.join(ROOT, 'bench', 'llama-30m-config.json'));
-  const rng = new Rng(30);
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  const scale = 2 * 0.02 * Math.sqrt(3);
-  for (const s of llamaWeightSpecs(cfg)) {
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    if (s.shape.length === 1) data.fill(1);
-    else for (let i = 0; i < n; i++) data[i] = (rng.uniform() - 0.5) * scale;
-    tensors.set(s.name, { shape: s.shape, data });
-  }
-  await saveLlamaCheckpointCpu(dir, cfg, tensors, 'bf16');
-  copyFileSync(path.join(ROOT, 'weights', 'tiny', 'tokenizer.model'), path.join(dir, 'tokenizer.model'));
-  return dir;
-}
 
 /** `wgpu-char export` of a model directory; returns the GGUF path and the command. */
 function exportGguf(modelDir: string, name: string, dtype: string): { file: string; command: string } {
@@ -393,7 +371,7 @@ async function main(): Promise<void> {
   let vulkanDevice: string | null = null;
   const ggufCommands: string[] = [];
   if (doE2e) {
-    const m30 = await ensure30M();
+    const m30 = (await modelDirOf(path.join(ROOT, 'bench', 'llama-30m-config.json'))).dir;
     const tiny = path.join(ROOT, 'weights', 'tiny');
     e2e = [];
     for (const [dir, name] of [[tiny, 'tiny'], [m30, '30M']] as const) e2e.push(...(await runDecode(gpu, dir, name, flags['gguf-dtype']!, ggufCommands)));

@@ -26,17 +26,14 @@
  * generated in all. Prints the machine, a Markdown table, and writes the same as JSON to --out.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { describeGpu } from '../src/gpu/device.ts';
 import { acquireGpu } from '../src/node/dawn.ts';
-import { readConfigFile, saveLlamaCheckpointCpu } from '../src/formats/hf-checkpoint.ts';
-import { syntheticBase } from '../src/model/synthetic.ts';
-import { llamaWeightSpecs } from '../src/model/weights.ts';
-import { pcgHash } from '../src/util/hash.ts';
 import { describeMachine } from './machine.ts';
+import { quantile } from './stats.ts';
+import { modelDirOf } from './synthetic-checkpoint.ts';
 
 const PROMPTS = [
   'Once upon a time',
@@ -48,8 +45,6 @@ const PROMPTS = [
   'The recipe calls for two eggs, a cup of flour and',
   'Hermione opened the old book and read aloud:',
 ];
-const TOKENIZER_OF_SYNTHETIC = 'weights/tiny/tokenizer.model';
-const SEED = 7;
 
 /** `--serve-arg X` / `--serve-arg=X` (X may start with "--", which parseArgs would refuse) and everything after `--` go to serve. */
 function splitServeArgs(argv: readonly string[]): { own: string[]; serve: string[] } {
@@ -90,41 +85,6 @@ if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new Error(`--max-tokens
 if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: a positive integer (got ${values.rounds})`);
 const outPath = values.out ?? `bench/results/serve-${new Date().toISOString().slice(0, 10)}.json`;
 
-/** p-quantile (0..1) by nearest rank; NaN for no samples. */
-function quantile(xs: readonly number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))];
-}
-
-/**
- * A model directory for `spec`: itself, or for a config.json file a random-weight checkpoint written
- * once under bench/.cache/<name>-<hash of the config>-seed7/. Element i of tensor t is
- * d·scale + shift with d = (pcg(key ^ i) >> 8)·2^-24 − 0.5, the values of src/model/synthetic.ts.
- */
-async function modelDirOf(spec: string): Promise<{ dir: string; label: string }> {
-  if (!spec.endsWith('.json')) return { dir: spec, label: spec };
-  const text = readFileSync(spec, 'utf8');
-  const cfg = readConfigFile(spec);
-  const hash = createHash('sha256').update(text).digest('hex').slice(0, 12);
-  const dir = path.join('bench/.cache', `${path.basename(spec, '.json')}-${hash}-seed${SEED}`);
-  const label = `${spec} (random weights, seed ${SEED})`;
-  if (existsSync(path.join(dir, 'model.safetensors')) && existsSync(path.join(dir, 'tokenizer.model'))) return { dir, label };
-  console.log(`writing ${dir} (random weights for ${spec}) ...`);
-  const gens = syntheticBase(cfg, SEED);
-  const tensors = new Map<string, { shape: number[]; data: Float32Array }>();
-  for (const s of llamaWeightSpecs(cfg)) {
-    const g = gens.get(s.name)!;
-    const n = s.shape.reduce((a, b) => a * b, 1);
-    const data = new Float32Array(n);
-    for (let i = 0; i < n; i++) data[i] = ((pcgHash((g.key ^ i) >>> 0) >>> 8) * 2 ** -24 - 0.5) * g.scale + g.shift;
-    tensors.set(s.name, { shape: [...s.shape], data });
-  }
-  mkdirSync(path.dirname(dir), { recursive: true });
-  await saveLlamaCheckpointCpu(dir, cfg, tensors, 'bf16');
-  copyFileSync(TOKENIZER_OF_SYNTHETIC, path.join(dir, 'tokenizer.model'));
-  return { dir, label };
-}
 
 interface Served {
   child: ChildProcess;
