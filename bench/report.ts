@@ -50,22 +50,41 @@ import { oursTrain, torchTrain, type TrainOptions } from './train.ts';
 const ROOT = path.join(import.meta.dirname, '..');
 const CACHE = path.join(ROOT, 'bench', '.cache');
 
-const { values: flags } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    only: { type: 'string' },
-    reps: { type: 'string' },
-    machine: { type: 'string' },
-    'fma-units': { type: 'string' },
-    'gguf-dtype': { type: 'string', default: 'f16' },
-    device: { type: 'string', default: 'auto' },
-    render: { type: 'string' },
-  },
-});
-if (flags.only !== undefined && flags.only !== 'kernels' && flags.only !== 'e2e') throw new Error(`--only ${flags.only}: kernels or e2e`);
+const OPTIONS = {
+  quick: { type: 'boolean', default: false },
+  only: { type: 'string' },
+  reps: { type: 'string' },
+  machine: { type: 'string' },
+  'fma-units': { type: 'string' },
+  'gguf-dtype': { type: 'string', default: 'f16' },
+  device: { type: 'string', default: 'auto' },
+  render: { type: 'string' },
+  help: { type: 'boolean', default: false },
+} as const;
+
+const USAGE = 'usage: npm run bench -- [--quick] [--only kernels|e2e] [--reps N] [--machine NAME] [--fma-units N] [--gguf-dtype f16|bf16|f32|q8_0] [--device auto|cpu|cuda] [--render FILE.json]';
+
+/** A wrong option is one line and exit 2, never a stack trace. */
+function usageError(message: string): never {
+  console.error(`bench: ${message}\n${USAGE}`);
+  process.exit(2);
+}
+
+const { values: flags } = (() => {
+  try {
+    return parseArgs({ options: OPTIONS });
+  } catch (e) {
+    return usageError((e as Error).message);
+  }
+})();
+if (flags.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (flags.only !== undefined && flags.only !== 'kernels' && flags.only !== 'e2e') usageError(`--only ${flags.only}: kernels or e2e`);
 const quick = flags.quick;
 const reps = flags.reps !== undefined ? Number(flags.reps) : quick ? 1 : 3;
-if (!(Number.isInteger(reps) && reps >= 1)) throw new Error('--reps must be a positive integer');
+if (!(Number.isInteger(reps) && reps >= 1)) usageError('--reps must be a positive integer');
 /** CPU threads of the peers: every core (2 here); llama.cpp also runs with 1. */
 const THREADS = cpus().length;
 const log = (s: string) => console.error(`bench: ${s}`);

@@ -95,7 +95,7 @@ describe('the program, in process', () => {
   });
 
   it('lists the commands in the usual order', () => {
-    expect(buildProgram().commands.map((c) => c.name())).toEqual(['info', 'chat', 'generate', 'eval', 'data', 'train', 'plan', 'serve', 'export', 'interview', 'score', 'apply-delta']);
+    expect(buildProgram().commands.map((c) => c.name())).toEqual(['info', 'chat', 'generate', 'eval', 'data', 'train', 'plan', 'serve', 'export', 'interview', 'score', 'apply-delta', 'bench']);
   });
 });
 

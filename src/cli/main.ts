@@ -10,6 +10,7 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.ts';
 import * as applyDelta from './apply-delta.ts';
+import * as bench from './bench.ts';
 import * as chat from './chat.ts';
 import * as data from './data.ts';
 import * as evaluate from './eval.ts';
@@ -25,7 +26,7 @@ import * as train from './train.ts';
 const PROGRAM_NAME = 'wgpu-char';
 
 /** The commands, in the order `wgpu-char --help` lists them. Each module imports its GPU code only when its command runs. */
-const COMMANDS: readonly { register(program: Command): void }[] = [info, chat, generate, evaluate, data, train, plan, serve, exportCmd, interview, score, applyDelta];
+const COMMANDS: readonly { register(program: Command): void }[] = [info, chat, generate, evaluate, data, train, plan, serve, exportCmd, interview, score, applyDelta, bench];
 
 /** The version in package.json, read from the package this file belongs to. */
 function packageVersion(): string {
