@@ -13,7 +13,8 @@ import { parseLlamaConfig } from '../src/model/config.ts';
 import { DEFAULT_LORA_TARGETS } from '../src/model/lora.ts';
 import { Generator } from '../src/gen/generate.ts';
 import { Tokenizer } from '../src/data/tokenizer.ts';
-import { planSampling, planTraining, formatBytes } from '../src/train/plan.ts';
+import { planServing, planSampling, planTraining, formatBytes } from '../src/train/plan.ts';
+import { BatchEngine } from '../src/gen/batch-engine.ts';
 import { TrainStep, type TrainStepOptions } from '../src/train/step.ts';
 import { gpu } from './util/gpu.ts';
 
@@ -68,6 +69,20 @@ describe.skipIf(!gpu)('memory plan vs tracked allocations', () => {
       expect(plan.total).toBe(measured); // exact today: every tracked allocation is in a layout the plan reads
     });
   }
+
+  it('serving: the plan is the bytes a loaded model and its BatchEngine allocate', async () => {
+    const g = gpu!;
+    const before = g.allocatedBytes;
+    const model = await loadLlamaModel(g, path.join(root, 'weights', 'tiny'), 'bf16');
+    const settings = { slots: 5, contextLength: 67, prefillChunk: 9 };
+    const engine = await BatchEngine.create(model, settings);
+    const measured = g.allocatedBytes - before;
+    engine.destroy();
+    model.destroy();
+    const plan = planServing(model.cfg, { dtype: 'bf16', context: settings.contextLength, maxBindingBytes: g.maxBindingBytes, slots: settings.slots, prefillChunk: settings.prefillChunk });
+    console.log(`plan serving: planned ${plan.total} B, allocated ${measured} B`);
+    expect(plan.total).toBe(measured);
+  });
 
   it('sampling: the plan is within 10% of the bytes a loaded model and its generator allocate', async () => {
     const g = gpu!;

@@ -124,6 +124,16 @@ export function contextOption(): Option {
   return integerOption('--context <n>', 'context length in tokens (default: the model\'s max_position_embeddings)', { min: 2 });
 }
 
+/** serve's --max-batch (KV-cache slots), also what `plan` plans serving with. */
+export function maxBatchOption(): Option {
+  return integerOption('--max-batch <s>', 'generations decoded at once (KV-cache slots); more wait in the queue', { min: 1, max: 4096 }, 16);
+}
+
+/** serve's --prefill-chunk, also what `plan` plans serving with. */
+export function prefillChunkOption(): Option {
+  return integerOption('--prefill-chunk <n>', 'prompt tokens prefilled per step, between the decode steps of the running generations', { min: 1 }, 256);
+}
+
 /** The options `chat` and `generate` sample with (both also take --context and --dtype); the defaults differ per command. */
 export interface SamplingOptions {
   temperature: number;

@@ -28,7 +28,7 @@ import type { SlotEngine } from '../gen/engine.ts';
 import type { LlamaModel } from '../model/llama.ts';
 import { noteOnStderr, type Note } from '../notes.ts';
 import { apiKeyProblem, apiKeysFromEnv, isLoopbackHost } from '../serve/auth.ts';
-import { contextOption, dtypeOption, integerOption, numberOption, repeatedStringOption, type Dtype, adapterOption } from './options.ts';
+import { contextOption, dtypeOption, integerOption, maxBatchOption, numberOption, prefillChunkOption, repeatedStringOption, type Dtype, adapterOption } from './options.ts';
 
 /** The environment variable with the API keys (comma-separated), used when no --api-key is given. */
 export const API_KEY_ENV = 'WGPU_CHAR_API_KEY';
@@ -60,19 +60,15 @@ export interface SlotEngineSettings {
 }
 
 /**
- * serve's engine: `slots` KV caches of `contextLength` rows (src/gen/batch-engine.ts), its memory
- * said once on `note` (the KV cache grows with slots × context; the planner's sampling plan covers
- * one sequence only).
+ * serve's engine: `slots` KV caches of `contextLength` rows (src/gen/batch-engine.ts); its memory,
+ * from the planner (planServing, the layout the engine allocates), said once on `note`.
  */
 async function createSlotEngine(model: LlamaModel, settings: SlotEngineSettings, note: Note): Promise<SlotEngine> {
   const { BatchEngine } = await import('../gen/batch-engine.ts');
-  const { forwardStateLayout } = await import('../model/llama.ts');
-  const { formatBytes } = await import('../util/bytes.ts');
+  const { planServing, formatBytes } = await import('../train/plan.ts');
   const engine = await BatchEngine.create(model, settings);
-  const kv = forwardStateLayout(model.dims, settings.slots, engine.maxRows, settings.contextLength)
-    .filter((e) => e.role === 'kv_cache')
-    .reduce((a, e) => a + e.bytes, 0);
-  note(`${settings.slots} slots × ${settings.contextLength} tokens: KV cache ${formatBytes(kv)}; prompts prefill ${settings.prefillChunk} tokens a step`);
+  const plan = planServing(model.cfg, { dtype: model.dtype, context: settings.contextLength, lora: model.adapter?.config, maxBindingBytes: model.gpu.maxBindingBytes, slots: settings.slots, prefillChunk: settings.prefillChunk });
+  note(`${settings.slots} slots × ${settings.contextLength} tokens: KV cache ${formatBytes(plan.kv_cache)}, ${formatBytes(plan.total)} in all with the weights (wgpu-char plan --max-batch); prompts prefill ${settings.prefillChunk} tokens a step`);
   return engine;
 }
 
@@ -114,8 +110,8 @@ export function register(program: Command): void {
     .option('--user-name <name>', 'speaker name of user messages in the chat prompt', 'Man')
     .option('--quiet', 'no per-request log lines on stderr')
     .addOption(repeatedStringOption('--api-key <key>', `require "Authorization: Bearer <key>" on every route but GET /health (repeat for several keys; default: the comma-separated keys in $${API_KEY_ENV}, which unlike this option is not visible in \`ps\`)`))
-    .addOption(integerOption('--max-batch <s>', 'generations decoded at once (KV-cache slots); more wait in the queue', { min: 1, max: 4096 }, 16))
-    .addOption(integerOption('--prefill-chunk <n>', 'prompt tokens prefilled per step, between the decode steps of the running generations', { min: 1 }, 256))
+    .addOption(maxBatchOption())
+    .addOption(prefillChunkOption())
     .addOption(integerOption('--max-queue <n>', 'generations that may wait for a slot; beyond them a request is answered 429 with Retry-After', { min: 0 }, 64))
     .addOption(numberOption('--drain-timeout <s>', 'on SIGTERM/SIGINT, seconds the requests in progress and queued may take to finish before they are cut', { min: 0 }, 30))
     .action(async (opts: ServeCliOptions) => {

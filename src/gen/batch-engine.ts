@@ -23,7 +23,9 @@
  */
 import { createStorage, StagingReader, upload, type GpuBuffer } from '../gpu/buffers.ts';
 import { Recorder } from '../gpu/kernels.ts';
-import { ForwardState, rowsPerPass, type LlamaModel } from '../model/llama.ts';
+import { ForwardState, forwardStateLayout, rowsPerPass, type ForwardRole, type LlamaModel } from '../model/llama.ts';
+import type { LlamaDims } from '../model/config.ts';
+import type { LoraConfig } from '../model/lora.ts';
 import { RowsForward, type RowsBuffers } from '../model/rows-forward.ts';
 import { LinearOp } from '../ops/matmul.ts';
 import { RepetitionPenaltyOp } from '../ops/repetition_penalty.ts';
@@ -38,6 +40,32 @@ export interface BatchEngineOptions {
   contextLength: number;
   /** Most prompt tokens one step prefills. */
   prefillChunk: number;
+}
+
+/**
+ * The buffers a BatchEngine allocates besides the model: label, bytes and memory role (the
+ * planner's rows: src/train/plan.ts planServing). The forward's state (forwardStateLayout, with
+ * `slots` KV caches and slots + prefillChunk rows), the rows' ids, places and new K/V, and the
+ * sampling buffers of the wanted rows (every decode row and a chunk's last): logits, their
+ * probabilities and logits read out, the repetition penalty's ids. The staging buffer the readout
+ * is copied to is mappable, not storage, and not counted (as the planner says of staging).
+ */
+export function batchEngineLayout(d: LlamaDims, opts: BatchEngineOptions, lora?: LoraConfig): { label: string; bytes: number; role: ForwardRole | 'sampling' }[] {
+  const { slots, contextLength: Tmax, prefillChunk } = opts;
+  const maxRows = slots + prefillChunk;
+  const sampleRows = slots + 1;
+  const W = d.nKV * d.hd;
+  return [
+    ...forwardStateLayout(d, slots, maxRows, Tmax, lora),
+    { label: 'rows.ids', bytes: maxRows * 4, role: 'activations' },
+    { label: 'rows.places', bytes: maxRows * 8, role: 'activations' },
+    { label: 'rows.k_new', bytes: maxRows * W * 4, role: 'activations' },
+    { label: 'rows.v_new', bytes: maxRows * W * 4, role: 'activations' },
+    { label: 'batch.logits', bytes: sampleRows * d.V * 4, role: 'sampling' },
+    // Probs rows 0 .. n-1, then (when a row wants them) a copy of the n logits rows.
+    { label: 'batch.readout', bytes: 2 * sampleRows * d.V * 4, role: 'sampling' },
+    { label: 'batch.seen_ids', bytes: sampleRows * Tmax * 4, role: 'sampling' },
+  ];
 }
 
 /** A wanted row of a step: its slot, and how to sample it. */
@@ -108,18 +136,14 @@ export class BatchEngine implements SlotEngine {
     }
     const adapter = model.adapter ?? undefined;
     const state = new ForwardState(gpu, d, slots, maxRows, Tmax, adapter?.config);
-    const W = d.nKV * d.hd;
-    const rows: RowsBuffers = {
-      ids: createStorage(gpu, 'rows.ids', maxRows * 4),
-      places: createStorage(gpu, 'rows.places', maxRows * 8),
-      kNew: createStorage(gpu, 'rows.k_new', maxRows * W * 4),
-      vNew: createStorage(gpu, 'rows.v_new', maxRows * W * 4),
-    };
+    // The buffers beyond the forward's state, sized by the layout the planner reads.
+    const sizes = new Map(batchEngineLayout(d, opts, adapter?.config).map((e) => [e.label, e.bytes]));
+    const buffer = (label: string) => createStorage(gpu, label, sizes.get(label)!);
+    const rows: RowsBuffers = { ids: buffer('rows.ids'), places: buffer('rows.places'), kNew: buffer('rows.k_new'), vNew: buffer('rows.v_new') };
     const forward = await RowsForward.create(model, state, rows);
-    const logits = createStorage(gpu, 'batch.logits', sampleRows * V * 4);
-    // Probs rows 0 .. n-1, then (when a row wants them) a copy of the n logits rows.
-    const readout = createStorage(gpu, 'batch.readout', 2 * sampleRows * V * 4);
-    const seenIds = createStorage(gpu, 'batch.seen_ids', sampleRows * Tmax * 4);
+    const logits = buffer('batch.logits');
+    const readout = buffer('batch.readout');
+    const seenIds = buffer('batch.seen_ids');
     const lmHead = await LinearOp.create(gpu, model.lmHead(), state.xn, logits, false);
     const penalty = await RepetitionPenaltyOp.create(gpu, V, seenIds, logits);
     const softmax = await SoftmaxOp.create(gpu, V, logits, readout);

@@ -16,6 +16,7 @@ import { forwardShape, forwardStateLayout, sequencesPerPass } from '../model/lla
 import { loraParamTable, type LoraConfig } from '../model/lora.ts';
 import { llamaParamTable, type ParamTable } from '../model/param-table.ts';
 import { trainBufferLayout, type TrainStepOptions } from './step.ts';
+import { batchEngineLayout } from '../gen/batch-engine.ts';
 import { freemem } from 'node:os';
 import { acquireGpu } from '../node/dawn.ts';
 import { loadLlamaConfig } from '../formats/hf-config.ts';
@@ -82,6 +83,22 @@ export function planTraining(cfg: LlamaConfig, o: TrainPlanOptions): MemoryPlan 
   };
   for (const e of trainBufferLayout(d, R, o.checkpointing, o.lora)) roles[e.role] = (roles[e.role] ?? 0) + storageBytes(e.elems * 4);
   roles.logits = storageBytes(logitsChunkRows(o.maxBindingBytes, d.V, R) * d.V * 4);
+  return finish(roles);
+}
+
+/**
+ * The memory of `wgpu-char serve`: the model (and adapter) plus a BatchEngine of `slots` KV caches
+ * of `context` rows and `prefillChunk` prompt rows a step (batchEngineLayout in
+ * src/gen/batch-engine.ts).
+ */
+export function planServing(cfg: LlamaConfig, o: SamplePlanOptions & { slots: number; prefillChunk: number }): MemoryPlan {
+  const d = llamaDims(cfg);
+  const roles: Record<string, number> = {
+    weights: arenaBytes(llamaParamTable(cfg, o.maxBindingBytes), o.dtype),
+    rope_table: ropeBytes(cfg),
+    adapter: o.lora ? arenaBytes(loraParamTable(cfg, o.lora, o.maxBindingBytes), 'f32') : 0,
+  };
+  for (const e of batchEngineLayout(d, { slots: o.slots, contextLength: o.context, prefillChunk: o.prefillChunk }, o.lora)) roles[e.role] = (roles[e.role] ?? 0) + storageBytes(e.bytes);
   return finish(roles);
 }
 
