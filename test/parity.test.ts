@@ -13,6 +13,7 @@ import { Recorder } from '../src/gpu/kernels.ts';
 import { LlamaForward, type LlamaModel } from '../src/model/llama.ts';
 import { loadLlamaModel } from '../src/formats/hf-checkpoint.ts';
 import { LinearOp } from '../src/ops/matmul.ts';
+import { logitsAllRows } from './util/logits.ts';
 import { PARITY } from './tolerances.ts';
 import { gpu } from './util/gpu.ts';
 
@@ -34,24 +35,6 @@ function normwiseError(ours: Float32Array, want: number[][]): number {
     }),
   );
   return maxErr / maxRef;
-}
-
-async function logitsAllRows(model: LlamaModel, ids: number[]): Promise<Float32Array> {
-  const g = model.gpu;
-  const T = ids.length;
-  const V = model.dims.V;
-  const fwd = await LlamaForward.create(model, { maxBatch: 1, maxSeq: T });
-  const logits = createStorage(g, 'logits', T * V * 4);
-  const head = await LinearOp.create(g, model.lmHead(), fwd.state.xn, logits, false);
-  g.device.queue.writeBuffer(fwd.state.ids.buffer, 0, new Uint32Array(ids));
-  const rec = new Recorder(g);
-  fwd.record(rec, 1, T, 0);
-  head.record(rec, { rows: T });
-  rec.submit();
-  const out = await readF32(g, logits, T * V);
-  fwd.state.destroy();
-  logits.destroy();
-  return out;
 }
 
 /** Prefill `split` tokens, then decode the rest one at a time through the KV cache; logits of every position. */

@@ -10,6 +10,7 @@ import { Tokenizer } from '../src/data/tokenizer.ts';
 import { ContinuousBatcher } from '../src/gen/continuous.ts';
 import { startServer, type RunningServer, type ServerOptions } from '../src/serve/server.ts';
 import { FakeSlotEngine } from './util/fake-slot-engine.ts';
+import { events, startStream, until } from './util/sse-client.ts';
 
 const CONTEXT = 256;
 let tokenizer: Tokenizer;
@@ -30,7 +31,6 @@ async function serve(opts: { slots?: number; maxQueue?: number; stepMs?: number 
   return { server, batcher, engine };
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const JSON_HEADERS = { 'Content-Type': 'application/json' };
 
 async function post(server: RunningServer, path: string, body: unknown) {
@@ -38,44 +38,10 @@ async function post(server: RunningServer, path: string, body: unknown) {
   return { status: r.status, headers: r.headers, body: (await r.json()) as any };
 }
 
-/** The parsed `data:` events of an SSE body, [DONE] as the string. */
-function events(text: string): any[] {
-  return text
-    .split('\n\n')
-    .filter((e) => e.startsWith('data: '))
-    .map((e) => e.slice(6))
-    .map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
-}
-
 async function streamed(server: RunningServer, path: string, body: object): Promise<any[]> {
   const r = await fetch(server.url + path, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ ...body, stream: true }) });
   expect(r.status).toBe(200);
   return events(await r.text());
-}
-
-/** Starts a stream and resolves once its first event arrived, with the promise of all its events. */
-async function startStream(server: RunningServer, path: string, body: object): Promise<{ events: Promise<any[]> }> {
-  const r = await fetch(server.url + path, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ ...body, stream: true }) });
-  expect(r.status).toBe(200);
-  const reader = r.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = decoder.decode((await reader.read()).value, { stream: true });
-  const all = (async () => {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return events(text);
-      text += decoder.decode(value, { stream: true });
-    }
-  })();
-  return { events: all };
-}
-
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > ms) throw new Error('until: timed out');
-    await sleep(2);
-  }
 }
 
 const COMPLETION = { model: 'fake', prompt: 'Socrates (', max_tokens: 10, temperature: 0.9, seed: 40 };
@@ -168,7 +134,7 @@ describe('serve over a ContinuousBatcher', () => {
 
   it('runs requests at once; a full queue is a 429 with Retry-After, before any stream opens', async () => {
     const { server, batcher } = await serve({ slots: 1, maxQueue: 1, stepMs: 10 });
-    const running = await startStream(server, '/completions', { ...COMPLETION, max_tokens: 40 });
+    const running = await startStream(server.url + '/completions', { ...COMPLETION, max_tokens: 40 });
     const queued = post(server, '/completions', COMPLETION);
     await until(() => batcher.metrics().queued === 1);
     for (const [path, body] of [['/completions', COMPLETION], ['/completions', { ...COMPLETION, stream: true }], ['/chat/completions', CHAT]] as const) {
@@ -224,7 +190,7 @@ describe('serve over a ContinuousBatcher', () => {
 
   it('the drain\'s cut ends running streams with "abort" at their next step, and fails a queued answer with 503', async () => {
     const { server, batcher } = await serve({ slots: 1, maxQueue: 4, stepMs: 20 });
-    const stream = await startStream(server, '/chat/completions', { ...CHAT, max_tokens: 100 });
+    const stream = await startStream(server.url + '/chat/completions', { ...CHAT, max_tokens: 100 });
     const queued = post(server, '/completions', COMPLETION);
     await until(() => batcher.metrics().queued === 1);
     const t0 = performance.now();

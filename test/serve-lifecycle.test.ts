@@ -14,8 +14,8 @@ import { ApiKeys, apiKeysFromEnv, isLoopbackHost } from '../src/serve/auth.ts';
 import { maxUnitsPerToken, promptTokensAtLeast } from '../src/serve/prompt-length.ts';
 import { startServer, type RunningServer, type ServerOptions } from '../src/serve/server.ts';
 import { expectUserError } from './util/user-error.ts';
+import { startStream, until, sleep } from './util/sse-client.ts';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let tokenizer: Tokenizer;
 beforeAll(async () => {
@@ -63,53 +63,13 @@ async function post(server: RunningServer, path: string, body: unknown, headers:
   return { status: r.status, headers: r.headers, body: (await r.json()) as any };
 }
 
-/** The parsed `data:` events of an SSE body, [DONE] as the string. */
-function events(text: string): unknown[] {
-  return text
-    .split('\n\n')
-    .filter((e) => e.startsWith('data: '))
-    .map((e) => e.slice(6))
-    .map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
-}
-
-/**
- * Starts a streamed request and resolves once its first event arrived, with a promise of all its
- * events (wrapped: an async function returning a bare promise would wait for it).
- */
-async function startStream(server: RunningServer, path: string, body: object): Promise<{ events: Promise<unknown[]> }> {
-  const r = await fetch(server.url + path, { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ ...body, stream: true }) });
-  expect(r.status).toBe(200);
-  const reader = r.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = '';
-  const first = await reader.read();
-  text += decoder.decode(first.value);
-  const all = (async () => {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) return events(text);
-      text += decoder.decode(value, { stream: true });
-    }
-  })();
-  return { events: all };
-}
-
-/** Waits until `cond()` holds (polling), failing after `ms`. */
-async function until(cond: () => boolean, ms = 10_000): Promise<void> {
-  const t0 = performance.now();
-  while (!cond()) {
-    if (performance.now() - t0 > ms) throw new Error('until: timed out');
-    await sleep(5);
-  }
-}
-
 const CHAT = { model: 'fake', messages: [{ role: 'user', content: 'Hi' }], character: { name: 'Beethoven' }, max_tokens: 50 };
 const COMPLETION = { model: 'fake', prompt: 'Hello', max_tokens: 50 };
 
 describe('drain (SIGTERM/SIGINT in `serve`)', () => {
   it('finishes the request in progress and the queued one, answers new ones 503 with Retry-After, then closes', async () => {
     const server = await serve(fakeGenerator({ pieceMs: 50, pieces: 10 }));
-    const stream = await startStream(server, '/completions', COMPLETION);
+    const stream = await startStream(server.url + '/completions', COMPLETION);
     const queued = post(server, '/chat/completions', CHAT);
     await until(() => server.pendingRequests() === 2); // the second one waits for the model
 
@@ -135,7 +95,7 @@ describe('drain (SIGTERM/SIGINT in `serve`)', () => {
 
   it('at the drain timeout ends started streams with finish_reason "abort" and [DONE], and answers queued requests 503', async () => {
     const server = await serve(fakeGenerator({ pieceMs: 40, pieces: 1000 }));
-    const chatStream = await startStream(server, '/chat/completions', { ...CHAT, max_tokens: 300 });
+    const chatStream = await startStream(server.url + '/chat/completions', { ...CHAT, max_tokens: 300 });
     const queuedStream = fetch(server.url + '/completions', { method: 'POST', headers: JSON_HEADERS, body: JSON.stringify({ ...COMPLETION, stream: true }) });
     const queued = post(server, '/completions', COMPLETION);
     await until(() => server.pendingRequests() === 3);
@@ -161,7 +121,7 @@ describe('drain (SIGTERM/SIGINT in `serve`)', () => {
 
   it('a completion stream cut mid-way ends its choice with "abort"; a second drain call brings the cut forward', async () => {
     const server = await serve(fakeGenerator({ pieceMs: 20, pieces: 1000 }));
-    const stream = await startStream(server, '/completions', { ...COMPLETION, max_tokens: 400, stream_options: { include_usage: true } });
+    const stream = await startStream(server.url + '/completions', { ...COMPLETION, max_tokens: 400, stream_options: { include_usage: true } });
     const first = server.drain(60_000);
     await sleep(50);
     const t0 = performance.now();

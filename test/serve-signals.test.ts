@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { gpu } from './util/gpu.ts';
+import { startStream } from './util/sse-client.ts';
 
 interface Served {
   child: ChildProcess;
@@ -40,28 +41,6 @@ async function startServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<
   return { child, url, stderr: () => stderr, exit };
 }
 
-/** A streamed completion: resolves after its first event, with the promise of all its events. */
-async function startStream(url: string, body: object, headers: Record<string, string> = {}) {
-  const r = await fetch(url + '/completions', { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify({ ...body, stream: true }) });
-  expect(r.status).toBe(200);
-  const reader = r.body!.getReader();
-  const decoder = new TextDecoder();
-  let text = decoder.decode((await reader.read()).value, { stream: true });
-  const events = (async () => {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      text += decoder.decode(value, { stream: true });
-    }
-    return text
-      .split('\n\n')
-      .filter((e) => e.startsWith('data: '))
-      .map((e) => e.slice(6))
-      .map((d) => (d === '[DONE]' ? d : JSON.parse(d)));
-  })();
-  return { events };
-}
-
 const STREAM = { model: 'tiny', prompt: 'Hello', max_tokens: 400, temperature: 0 }; // greedy: ~170 tokens before EOS
 
 describe.skipIf(!gpu)('serve stops on SIGTERM without losing requests', () => {
@@ -69,7 +48,7 @@ describe.skipIf(!gpu)('serve stops on SIGTERM without losing requests', () => {
     // One slot: the second request waits in the queue behind the stream.
     const s = await startServe(['--host', '0.0.0.0', '--drain-timeout', '30', '--max-batch', '1']);
     expect(s.stderr()).toMatch(/warning: listening on 0\.0\.0\.0 without an API key/);
-    const stream = await startStream(s.url, STREAM);
+    const stream = await startStream(s.url + '/completions', STREAM);
     const queued = fetch(s.url + '/completions', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ ...STREAM, max_tokens: 5 }) });
     await new Promise((resolve) => setTimeout(resolve, 500)); // the queued request has arrived
     s.child.kill('SIGTERM');
@@ -95,7 +74,7 @@ describe.skipIf(!gpu)('serve stops on SIGTERM without losing requests', () => {
     expect(s.stderr()).not.toMatch(/warning/);
     expect((await fetch(s.url + '/models')).status).toBe(401);
     expect((await fetch(s.url.replace(/\/v1$/, '/health'))).status).toBe(200);
-    const stream = await startStream(s.url, STREAM, { Authorization: 'Bearer k2' });
+    const stream = await startStream(s.url + '/completions', STREAM, { Authorization: 'Bearer k2' });
     s.child.kill('SIGTERM');
     const evs = (await stream.events) as any[];
     expect(evs.at(-1)).toBe('[DONE]');
