@@ -13,7 +13,7 @@
 //   @binding(3) v:      array<f32> [slots, Tmax, nKV*hd]  value cache (idem)
 //   @binding(4) places: array<RowPlace> [R]               (slot, pos) of each row, pos < Tmax
 //   @binding(5) o:      array<f32> [R, nH*hd]             output (=)
-// Requires QH·hd <= MAX_QD (128), nH % nKV == 0, (nH / nKV) % QH == 0.
+// Requires QH·hd <= MAX_QD (128), QH <= MAX_QH (16), nH % nKV == 0, (nH / nKV) % QH == 0.
 // Dispatch: (R, nH / QH) workgroups of KS threads.
 //
 // Work split: a workgroup takes one row and QH query heads of one kv group. Thread ks takes key
@@ -40,7 +40,7 @@ const NEG_BIG: f32 = -1.0e30;
 
 // Threads per workgroup, each over every KS-th key.
 override KS: u32 = 64u;
-// Query heads per thread (and workgroup), all of one kv group: (nH / nKV) % QH == 0, QH·hd <= 128.
+// Query heads per thread (and workgroup), all of one kv group: (nH / nKV) % QH == 0, QH·hd <= 128, QH <= 16.
 override QH: u32 = 1u;
 // Head columns merged per round of the shared-memory merge.
 override DC: u32 = 32u;

@@ -28,8 +28,10 @@ export function attentionRowsMaxHeads(heads: AttentionHeads): number {
  * On lavapipe a workgroup of 64 runs as 8 passes of its 8-wide SIMD with costly merge barriers,
  * and every load is a per-lane gather, so: 8 threads (one SIMD pass), each over all the heads of
  * a kv group (each K/V element loaded once for them, not once a head). At weights/tiny's shapes
- * (16 rows at positions ~100, µs a dispatch, medians of 15): 1191 for 8 threads a head (the
- * previous split), 627 for 8 threads over 2 heads, 717 with 4 threads, 1300 with 2; 63 vs 45 at 1 row.
+ * (positions ~100; scratch op times, medians of 5 interleaved runs on a busy 2-core machine): 754
+ * µs a dispatch for 8 threads a head (the previous split) vs 519 at 16 rows, 80 vs 44 at 1 row;
+ * in a kernel-only sweep 4 threads over 2 heads were 10-15% slower than 8, 2 threads 2× slower,
+ * and fixing the head dim at build, vec4 loads, or skipping the padded keys' loads were no faster.
  */
 export function attentionRowsSplit(gpu: Gpu, heads: AttentionHeads): { KS: number; QH: number } {
   return gpu.report.isSoftware ? { KS: 8, QH: attentionRowsMaxHeads(heads) } : { KS: 64, QH: 1 };

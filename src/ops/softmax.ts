@@ -7,9 +7,10 @@ import type { ModelOp, OpCall } from './op.ts';
 /**
  * Threads per row of softmax_fwd.wgsl (its WG). On a GPU 256. On lavapipe a workgroup runs as
  * passes of its 8-wide SIMD loop and each of the tree reduction's barriers switches between them:
- * 8 threads (one pass) took 377-534 µs for 16 rows of V = 4000 against 610-638 µs for 256 (medians
- * of 15 runs of 100 dispatches, two sessions), 46 vs 55 µs for one row. A row's result does not
- * depend on the other rows whatever the choice.
+ * 8 threads (one pass) took 425 µs for 16 rows of V = 4000 against 596 µs for 256, 34 vs 50 µs for
+ * one row (weights/tiny's step, medians of 5 interleaved runs). Three sweeps (max; exp and sum;
+ * rescale) instead of the online max-and-sum were slower there (each load costs more than an exp).
+ * A row's result does not depend on the other rows whatever the choice.
  */
 export function softmaxThreads(gpu: Gpu): number {
   return gpu.report.isSoftware ? 8 : 256;

@@ -7,7 +7,8 @@ import { ELEMENTWISE_WG, type ModelOp, type OpCall } from './op.ts';
 /**
  * Elements per thread of swiglu_fwd.wgsl (its EPT). On a GPU 1. On lavapipe each workgroup costs a
  * few µs beyond its work, so a workgroup takes 8·256 elements: 16 rows of weights/tiny's I = 384
- * took 51 µs against 128-151 µs at 1 element a thread (medians of 15 runs of 100 dispatches).
+ * took 34 µs against 80 µs at 1 element a thread, 17 vs 20 µs for one row (medians of 5
+ * interleaved runs); the exp is not the cost (g·u without it took as long).
  */
 export function swigluElementsPerThread(gpu: Gpu): number {
   return gpu.report.isSoftware ? 8 : 1;
