@@ -10,6 +10,7 @@ import { ropeTable } from '../src/model/rope-table.ts';
 import { ropeRowsForward } from '../src/reference/rope_rows.ts';
 import { kvScatterForward } from '../src/reference/kv_scatter.ts';
 import { attentionRowsForward, type AttentionRowsDims } from '../src/reference/attention_rows.ts';
+import { attentionRowsMaxHeads } from '../src/ops/attention_rows.ts';
 import { Rng, randomNormal } from '../src/util/random.ts';
 import { TOL } from './tolerances.ts';
 import { expectClose } from './util/compare.ts';
@@ -106,7 +107,7 @@ async function gpuAttentionRows(g: Gpu, d: AttentionRowsDims, constants: Overrid
   const o = nanBuffer(g, q.length); // `=`: every element must be written
   const op = await Op.create(g, { kernel: 'attention_rows_fwd.wgsl', constants, params: 'uuuuuf', bindings: [bufferFrom(g, q), bufferFrom(g, k), bufferFrom(g, v), bufferFrom(g, places), o] });
   const rec = new Recorder(g, 'attention_rows_fwd');
-  rec.dispatch(op, [R, d.Tmax, d.nH, d.nKV, d.hd, d.scale], R, d.nH);
+  rec.dispatch(op, [R, d.Tmax, d.nH, d.nKV, d.hd, d.scale], R, d.nH / Number(constants.QH ?? 1));
   rec.submit();
   return readF32(g, o, q.length);
 }
@@ -120,9 +121,11 @@ describe.skipIf(!gpu)('attention_rows_fwd.wgsl', () => {
     ['long', 3, 2, 320, 8, 2, 64],
     ['aligned', 64, 4, 64, 2, 1, 128],
   ];
-  // Work splits: the decode split (64 threads), a narrow merge with several rounds and a tail, and
-  // one thread per row (no merge partners).
-  const VARIANTS: OverrideConstants[] = [{ KS: 64 }, { KS: 8, DC: 4 }, { KS: 1 }];
+  // Work splits (QH: the most heads of a kv group a thread may take here): the GPU's decode split
+  // (64 threads over the keys of one head), a narrow merge with several rounds and a tail, one
+  // thread per (row, head) (no merge partners), lavapipe's split (8 threads over QH heads each),
+  // one thread over QH heads, and QH heads merged in several rounds each.
+  const variants = (QH: number): OverrideConstants[] => [{ KS: 64 }, { KS: 8, DC: 4 }, { KS: 1 }, { KS: 8, QH }, { KS: 1, QH }, { KS: 4, QH, DC: 4 }];
   for (const [name, R, slots, Tmax, nH, nKV, hd] of CASES) {
     it(`matches the reference (${name}) for every work split`, async () => {
       const g = gpu!;
@@ -142,7 +145,9 @@ describe.skipIf(!gpu)('attention_rows_fwd.wgsl', () => {
         v.fill(NaN, (s * Tmax + maxPos[s] + 1) * w, (s + 1) * Tmax * w);
       }
       const ref = attentionRowsForward(q, k, v, slot, pos, d);
-      for (const constants of VARIANTS) {
+      const QH = attentionRowsMaxHeads({ nH, nKV, hd });
+      expect(QH, 'cases where a thread takes several heads').toBe({ gqa: 3, mha: 1, long: 2, aligned: 1 }[name]);
+      for (const constants of variants(QH)) {
         const o = await gpuAttentionRows(g, d, constants, q, k, v, placesOf(slot, pos));
         expectClose(o, ref, TOL.attentionFwd, `o ${name} ${JSON.stringify(constants)}`);
       }
@@ -157,7 +162,6 @@ describe.skipIf(!gpu)('attention_rows_fwd.wgsl', () => {
     const k = randomNormal(slots * Tmax * nKV * hd, 22);
     const v = randomNormal(slots * Tmax * nKV * hd, 23);
     const qw = nH * hd;
-    const alone = await gpuAttentionRows(g, d, { KS: 64 }, q.slice(0, qw), k, v, placesOf([2], [29]));
     // The same query as row 9 of 16 (other rows: other slots and positions).
     const q16 = q.slice();
     q16.set(q.subarray(0, qw), 9 * qw);
@@ -165,7 +169,12 @@ describe.skipIf(!gpu)('attention_rows_fwd.wgsl', () => {
     slot[9] = 2;
     pos[9] = 29;
     for (let r = 0; r < 16; r++) if (r !== 9 && slot[r] === 2 && pos[r] === 29) pos[r] = 30;
-    const among = await gpuAttentionRows(g, d, { KS: 64 }, q16, k, v, placesOf(slot, pos));
-    expect(among.slice(9 * qw, 10 * qw)).toEqual(alone);
+    // Both devices' splits (src/ops/attention_rows.ts).
+    const splits: OverrideConstants[] = [{ KS: 64 }, { KS: 8, QH: nH / nKV }];
+    for (const split of splits) {
+      const alone = await gpuAttentionRows(g, d, split, q.slice(0, qw), k, v, placesOf([2], [29]));
+      const among = await gpuAttentionRows(g, d, split, q16, k, v, placesOf(slot, pos));
+      expect(among.slice(9 * qw, 10 * qw), JSON.stringify(split)).toEqual(alone);
+    }
   });
 });

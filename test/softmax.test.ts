@@ -26,9 +26,12 @@ describe('softmax reference', () => {
   });
 });
 
+// Threads per row: the GPU's 256 and lavapipe's 8 (src/ops/softmax.ts), and 64.
+const THREADS = [256, 64, 8];
+
 describe.skipIf(!gpu)('softmax_fwd.wgsl', () => {
-  for (const [R, V, temperature] of CASES) {
-    it(`matches the reference at R=${R} V=${V} temperature=${temperature}`, async () => {
+  for (const [R, V, temperature] of CASES) for (const WG of THREADS) {
+    it(`matches the reference at R=${R} V=${V} temperature=${temperature} with ${WG} threads a row`, async () => {
       const g = gpu!;
       const offset = 11; // logits of this dispatch start mid-buffer (row chunks of a larger logits buffer)
       const data = randomNormal(offset + R * V, R * V, 3);
@@ -38,6 +41,7 @@ describe.skipIf(!gpu)('softmax_fwd.wgsl', () => {
       const before = randomNormal(probsOffset + R * V, 2);
       const probs = bufferFrom(g, before);
       await runOnce(g, 'softmax_fwd.wgsl', {
+        constants: { WG },
         params: ['uuuuf', [R, V, offset, probsOffset, 1 / temperature]],
         bindings: [bufferFrom(g, data), probs],
         grid: grid1d(R),

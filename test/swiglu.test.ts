@@ -32,18 +32,22 @@ describe.skipIf(!gpu)('swiglu_fwd.wgsl / swiglu_bwd.wgsl', () => {
   for (const [rows, I] of SIZES) {
     const n = rows * I;
 
-    it(`forward matches the reference at rows=${rows} I=${I}`, async () => {
-      const gp = gpu!;
-      const { g, u } = inputs(n, n);
-      // Pre-filled output: `=` must overwrite every element.
-      const h = bufferFrom(gp, randomNormal(n, 9));
-      await runOnce(gp, 'swiglu_fwd.wgsl', {
-        params: ['u', [n]],
-        bindings: [bufferFrom(gp, g), bufferFrom(gp, u), h],
-        grid: grid1d(Math.ceil(n / WG)),
+    // Elements per thread: the GPU's 1, lavapipe's 8 (src/ops/swiglu.ts), and 3 (a tail inside a thread's run).
+    for (const EPT of [1, 8, 3]) {
+      it(`forward matches the reference at rows=${rows} I=${I} with ${EPT} elements a thread`, async () => {
+        const gp = gpu!;
+        const { g, u } = inputs(n, n);
+        // Pre-filled output: `=` must overwrite every element.
+        const h = bufferFrom(gp, randomNormal(n, 9));
+        await runOnce(gp, 'swiglu_fwd.wgsl', {
+          constants: { EPT },
+          params: ['u', [n]],
+          bindings: [bufferFrom(gp, g), bufferFrom(gp, u), h],
+          grid: grid1d(Math.ceil(n / (WG * EPT))),
+        });
+        expectClose(await readF32(gp, h, n), swigluForward(g, u), TOL.swiglu, 'h');
       });
-      expectClose(await readF32(gp, h, n), swigluForward(g, u), TOL.swiglu, 'h');
-    });
+    }
 
     it(`backward matches the reference at rows=${rows} I=${I}`, async () => {
       const gp = gpu!;

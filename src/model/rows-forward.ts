@@ -18,7 +18,7 @@
  *
  * Every kernel computes a row from that row's own inputs in an order that does not depend on R or
  * on the other rows (the matmuls: the same fma chain over k for every row; attention: one
- * workgroup per (row, head)); so a sequence gets the same bits alone or batched, and whatever the
+ * workgroup per (row, heads of one kv group), a split fixed per device); so a sequence gets the same bits alone or batched, and whatever the
  * chunking of its prompt (test/batch-engine.test.ts checks both).
  */
 import type { GpuBuffer } from '../gpu/buffers.ts';
