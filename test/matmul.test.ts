@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { matmulBackward, matmulForward } from '../src/reference/matmul.ts';
-import { MATMUL_PARAMS, canUseSubgroupMatmul, matmulKernelFor, matmulParams, matmulSubgroup, matmulTiled, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
+import { MATMUL_PARAMS, canUseSubgroupMatmul, matmulKernelFits, matmulKernelFor, matmulParams, matmulSubgroup, matmulSubgroupVec4, matmulTiled, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { randomNormal } from '../src/util/random.ts';
 import { TOL } from './tolerances.ts';
@@ -26,6 +26,19 @@ const SIZES: [number, number, number][] = [
 // alternating halves of words when K is odd. The "=" cases use zero offsets and ldy = N.
 const OFFSETS = { xOffset: 3, wOffset: 6, yOffset: 7, ldyPad: 3 };
 
+// Kernels that require K and w_offset multiples of 8 (matmulKernelFits: the vec4 bf16 forward) run
+// these sizes instead: the same odd M and N, K a multiple of 8 but not of the 16/32 steps of other
+// kernels, and w_offset 8 in the "+=" cases.
+const SIZES_K8: [number, number, number][] = [
+  [7, 45, 40],
+  [3, 121, 8],
+  [33, 67, 120],
+  [64, 256, 256],
+  [1, 300, 40],
+  [300, 20, 24],
+];
+const W_OFFSET_K8 = 8;
+
 // NaN elements after the guard row, so that reads clamped to the end of the binding see NaN too.
 const GUARD = 9;
 
@@ -35,14 +48,16 @@ interface Case {
   K: number;
   bf16: boolean;
   accumulate: boolean;
+  /** w_offset of the "+=" cases when not OFFSETS.wOffset. */
+  wOffset?: number;
 }
 
 /**
  * Inputs with NaN in every element the kernel must not read: offset prefixes, ldy padding, and a
  * guard row past the end (a read one row or one element too far poisons the result).
  */
-function makeInputs({ M, N, K, bf16, accumulate }: Case, seed: number) {
-  const off = accumulate ? OFFSETS : { xOffset: 0, wOffset: 0, yOffset: 0, ldyPad: 0 };
+function makeInputs({ M, N, K, bf16, accumulate, wOffset }: Case, seed: number) {
+  const off = accumulate ? { ...OFFSETS, wOffset: wOffset ?? OFFSETS.wOffset } : { xOffset: 0, wOffset: 0, yOffset: 0, ldyPad: 0 };
   const ldy = N + off.ldyPad;
   const x = randomNormal(M * K, seed);
   const dy = randomNormal(M * N, seed + 1);
@@ -141,9 +156,12 @@ function testKernel(dir: MatmulDirection, mk: MatmulKernel, combos: Combo[]): vo
   for (const combo of combos) {
     // bwd_weight has no W operand (its output dW is always f32).
     const c = dir === 'bwd_weight' ? { ...combo, bf16: false } : combo;
-    it(`${mk.kernel} ${JSON.stringify(mk.constants)} matches the reference (${describeCombo(dir, c)})`, async () => {
-      for (const [M, N, K] of SIZES) {
-        const [got, expected] = await runCase(dir, mk, { M, N, K, ...c }, M * 7919 + N * 31 + K);
+    const k8 = mk.requires !== undefined;
+    it(`${mk.kernel} ${JSON.stringify(mk.constants)} matches the reference (${describeCombo(dir, c)}${k8 ? ', K % 8 == 0' : ''})`, async () => {
+      for (const [M, N, K] of k8 ? SIZES_K8 : SIZES) {
+        const wOffset = k8 ? W_OFFSET_K8 : undefined;
+        expect(matmulKernelFits(mk, { wBf16: c.bf16, K, wOffset: c.accumulate ? wOffset ?? OFFSETS.wOffset : 0 })).toBe(true);
+        const [got, expected] = await runCase(dir, mk, { M, N, K, ...c, wOffset }, M * 7919 + N * 31 + K);
         expectClose(got, expected, TOL.matmul, `${mk.kernel} M=${M} N=${N} K=${K}`);
       }
     });
@@ -168,7 +186,14 @@ describe.skipIf(!gpu)('matmul kernels', () => {
           testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true }), [BF16_ADD]);
           testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: false }), [F32_ADD]);
         }
-        if (dir === 'fwd') testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, rows: 1 }), [BF16_ADD]);
+        if (dir === 'fwd') {
+          testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, rows: 1 }), [BF16_ADD]);
+          // The vec4 bf16 forward: its default rows (set and +=), decode's one row, and 5 rows
+          // (a partial row block at every M here).
+          testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, K: 64 }), [BF16_SET, BF16_ADD]);
+          testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, K: 64, rows: 1 }), [BF16_ADD]);
+          testKernel(dir, matmulSubgroupVec4(5), [BF16_SET]);
+        }
       }
     });
   }
@@ -177,6 +202,25 @@ describe.skipIf(!gpu)('matmul kernels', () => {
     const expected = canUseSubgroupMatmul(gpu!) ? 'matmul_fwd_subgroup.wgsl' : 'matmul_fwd.wgsl';
     expect(matmulKernelFor(gpu!, 'fwd').kernel).toBe(expected);
     expect(matmulVariants(gpu!, 'fwd').map((v) => v.kernel)).toContain(expected);
+    if (canUseSubgroupMatmul(gpu!)) {
+      // bf16 W with K % 8 == 0 gets the vec4 forward; odd K, f32 W and the backward never do.
+      expect(matmulKernelFor(gpu!, 'fwd', { wBf16: true, K: 512 }).kernel).toBe('matmul_fwd_subgroup_vec4.wgsl');
+      expect(matmulKernelFor(gpu!, 'fwd', { wBf16: true, K: 1, rows: 1 }).constants.ROWS).toBe(1);
+      for (const [dir, wBf16, K] of [['fwd', true, 44], ['fwd', false, 512], ['bwd_input', true, 512]] as const) {
+        expect(matmulKernelFor(gpu!, dir, { wBf16, K }).kernel).not.toBe('matmul_fwd_subgroup_vec4.wgsl');
+      }
+    }
+  });
+
+  // The serving engine relies on a row's bits not depending on M or on the rows per workgroup
+  // (LinearOp's one-row and general configurations; test/batch-engine.test.ts): the vec4 forward
+  // keeps the subgroup kernel's per-element fma order, so all of them agree bit for bit.
+  it.skipIf(!gpu || !canUseSubgroupMatmul(gpu))('the bf16 forwards give bit-identical rows for every ROWS and kernel', async () => {
+    const c: Case = { M: 11, N: 300, K: 120, bf16: true, accumulate: false };
+    const kernels = [matmulSubgroup('fwd', 8), matmulSubgroup('fwd', 1), matmulSubgroupVec4(8), matmulSubgroupVec4(1), matmulSubgroupVec4(3)];
+    const outs: Float32Array[] = [];
+    for (const mk of kernels) outs.push((await runCase('fwd', mk, c, 5))[0]);
+    for (const o of outs.slice(1)) expect(new Uint32Array(o.buffer)).toEqual(new Uint32Array(outs[0].buffer));
   });
 });
 
