@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { matmulBackward, matmulForward } from '../src/reference/matmul.ts';
-import { MATMUL_PARAMS, canUseSubgroupMatmul, matmulKernelFits, matmulKernelFor, matmulParams, matmulSubgroup, matmulSubgroupVec4, matmulTiled, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
+import { MATMUL_PARAMS, canUseSubgroupMatmul, matmulKernelFits, matmulKernelFor, matmulParams, matmulSubgroup, matmulSubgroupVec, matmulTiled, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { randomNormal } from '../src/util/random.ts';
 import { TOL } from './tolerances.ts';
@@ -26,8 +26,8 @@ const SIZES: [number, number, number][] = [
 // alternating halves of words when K is odd. The "=" cases use zero offsets and ldy = N.
 const OFFSETS = { xOffset: 3, wOffset: 6, yOffset: 7, ldyPad: 3 };
 
-// Kernels that require K and w_offset multiples of 8 (matmulKernelFits: the vec4 bf16 forward) run
-// these sizes instead: the same odd M and N, K a multiple of 8 but not of the 16/32 steps of other
+// Kernels that require K and w_offset multiples of 8 or 4 (matmulKernelFits: the vector-load bf16 kernels) run
+// these sizes instead (those that fit): the same odd M and N, K a multiple of 8 (or 4) but not of the 16/32 steps of other
 // kernels, and w_offset 8 in the "+=" cases.
 const SIZES_K8: [number, number, number][] = [
   [7, 45, 40],
@@ -36,6 +36,7 @@ const SIZES_K8: [number, number, number][] = [
   [64, 256, 256],
   [1, 300, 40],
   [300, 20, 24],
+  [5, 33, 44], // K % 4 == 0 only: the kernels that need K % 8 skip it
 ];
 const W_OFFSET_K8 = 8;
 
@@ -157,10 +158,11 @@ function testKernel(dir: MatmulDirection, mk: MatmulKernel, combos: Combo[]): vo
     // bwd_weight has no W operand (its output dW is always f32).
     const c = dir === 'bwd_weight' ? { ...combo, bf16: false } : combo;
     const k8 = mk.requires !== undefined;
-    it(`${mk.kernel} ${JSON.stringify(mk.constants)} matches the reference (${describeCombo(dir, c)}${k8 ? ', K % 8 == 0' : ''})`, async () => {
-      for (const [M, N, K] of k8 ? SIZES_K8 : SIZES) {
+    it(`${mk.kernel} ${JSON.stringify(mk.constants)} matches the reference (${describeCombo(dir, c)}${k8 ? `, K % ${mk.requires!.kMultiple} == 0` : ''})`, async () => {
+      const sizes = k8 ? SIZES_K8.filter(([, , K]) => matmulKernelFits(mk, { wBf16: c.bf16, K, wOffset: W_OFFSET_K8 })) : SIZES;
+      expect(sizes.length).toBeGreaterThanOrEqual(5);
+      for (const [M, N, K] of sizes) {
         const wOffset = k8 ? W_OFFSET_K8 : undefined;
-        expect(matmulKernelFits(mk, { wBf16: c.bf16, K, wOffset: c.accumulate ? wOffset ?? OFFSETS.wOffset : 0 })).toBe(true);
         const [got, expected] = await runCase(dir, mk, { M, N, K, ...c, wOffset }, M * 7919 + N * 31 + K);
         expectClose(got, expected, TOL.matmul, `${mk.kernel} M=${M} N=${N} K=${K}`);
       }
@@ -186,13 +188,13 @@ describe.skipIf(!gpu)('matmul kernels', () => {
           testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true }), [BF16_ADD]);
           testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: false }), [F32_ADD]);
         }
-        if (dir === 'fwd') {
-          testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, rows: 1 }), [BF16_ADD]);
-          // The vec4 bf16 forward: its default rows (set and +=), decode's one row, and 5 rows
-          // (a partial row block at every M here).
+        if (dir === 'fwd') testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, rows: 1 }), [BF16_ADD]);
+        if (!wFree) {
+          // The vector-load bf16 kernels: their default rows (set and +=), 5 rows (a partial row
+          // block at every M here), and decode's one row.
           testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, K: 64 }), [BF16_SET, BF16_ADD]);
-          testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, K: 64, rows: 1 }), [BF16_ADD]);
-          testKernel(dir, matmulSubgroupVec4(5), [BF16_SET]);
+          testKernel(dir, matmulSubgroupVec(dir, 5), [BF16_SET]);
+          if (dir === 'fwd') testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, K: 64, rows: 1 }), [BF16_ADD]);
         }
       }
     });
@@ -203,24 +205,27 @@ describe.skipIf(!gpu)('matmul kernels', () => {
     expect(matmulKernelFor(gpu!, 'fwd').kernel).toBe(expected);
     expect(matmulVariants(gpu!, 'fwd').map((v) => v.kernel)).toContain(expected);
     if (canUseSubgroupMatmul(gpu!)) {
-      // bf16 W with K % 8 == 0 gets the vec4 forward; odd K, f32 W and the backward never do.
+      // bf16 W with K % 8 == 0 (fwd) / K % 4 == 0 (bwd_input) gets the vector-load kernels; other
+      // K and f32 W never do.
       expect(matmulKernelFor(gpu!, 'fwd', { wBf16: true, K: 512 }).kernel).toBe('matmul_fwd_subgroup_vec4.wgsl');
-      expect(matmulKernelFor(gpu!, 'fwd', { wBf16: true, K: 1, rows: 1 }).constants.ROWS).toBe(1);
-      for (const [dir, wBf16, K] of [['fwd', true, 44], ['fwd', false, 512], ['bwd_input', true, 512]] as const) {
-        expect(matmulKernelFor(gpu!, dir, { wBf16, K }).kernel).not.toBe('matmul_fwd_subgroup_vec4.wgsl');
+      expect(matmulKernelFor(gpu!, 'bwd_input', { wBf16: true, K: 44 }).kernel).toBe('matmul_bwd_input_subgroup_vec2.wgsl');
+      for (const [dir, wBf16, K] of [['fwd', true, 44], ['fwd', false, 512], ['bwd_input', true, 42], ['bwd_input', false, 512]] as const) {
+        expect(matmulKernelFor(gpu!, dir, { wBf16, K }).requires).toBeUndefined();
       }
     }
   });
 
   // The serving engine relies on a row's bits not depending on M or on the rows per workgroup
-  // (LinearOp's one-row and general configurations; test/batch-engine.test.ts): the vec4 forward
-  // keeps the subgroup kernel's per-element fma order, so all of them agree bit for bit.
-  it.skipIf(!gpu || !canUseSubgroupMatmul(gpu))('the bf16 forwards give bit-identical rows for every ROWS and kernel', async () => {
+  // (LinearOp's one-row and general configurations; test/batch-engine.test.ts): the vector-load
+  // kernels keep the subgroup kernels' per-element fma order, so all of them agree bit for bit.
+  it.skipIf(!gpu || !canUseSubgroupMatmul(gpu))('the bf16 fwd / bwd_input kernels give bit-identical rows for every ROWS and kernel', async () => {
     const c: Case = { M: 11, N: 300, K: 120, bf16: true, accumulate: false };
-    const kernels = [matmulSubgroup('fwd', 8), matmulSubgroup('fwd', 1), matmulSubgroupVec4(8), matmulSubgroupVec4(1), matmulSubgroupVec4(3)];
-    const outs: Float32Array[] = [];
-    for (const mk of kernels) outs.push((await runCase('fwd', mk, c, 5))[0]);
-    for (const o of outs.slice(1)) expect(new Uint32Array(o.buffer)).toEqual(new Uint32Array(outs[0].buffer));
+    for (const dir of ['fwd', 'bwd_input'] as const) {
+      const kernels = [matmulSubgroup(dir, 8), matmulSubgroup(dir, 1), matmulSubgroupVec(dir, 8), matmulSubgroupVec(dir, 1), matmulSubgroupVec(dir, 3)];
+      const outs: Float32Array[] = [];
+      for (const mk of kernels) outs.push((await runCase(dir, mk, c, 5))[0]);
+      for (const o of outs.slice(1)) expect(new Uint32Array(o.buffer)).toEqual(new Uint32Array(outs[0].buffer));
+    }
   });
 });
 

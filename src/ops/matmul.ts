@@ -105,24 +105,34 @@ export function matmulSubgroup(dir: MatmulDirection, rows = SUBGROUP.ROWS): Matm
   }
 }
 
-// The forward for bf16 W with K % 8 == 0 (every LLaMA shape): the subgroup kernel's tiling and
-// reduction order (bit-identical results), but one vec4<u32> load brings 8 weights and the rows are
-// explicit accumulators (kernels/matmul_fwd_subgroup_vec4.wgsl). On lavapipe (Mesa 25, 2 cores,
-// process CPU time of interleaved runs, scratch comparison in the commit message) 1.25-1.55× the
-// subgroup kernel at M = 1, 16 and 512; 8 rows beat 5 (fewer W loads per FMA).
-const SUBGROUP_VEC4 = { WG: 64, ROWS: 8, K_MULTIPLE: 8 };
+// The forward and the input gradient for bf16 W with K a multiple of 8 / 4 (every LLaMA shape):
+// the subgroup kernels' tiling and reduction order (bit-identical results), but one vec4<u32>
+// (fwd: 8 weights) or vec2<u32> (bwd_input: 4 weights) load replaces 2-5 u32 loads, and the rows
+// are explicit accumulators (kernels/matmul_fwd_subgroup_vec4.wgsl,
+// matmul_bwd_input_subgroup_vec2.wgsl). On lavapipe (Mesa 25, 2 cores, medians of interleaved
+// runs; numbers in the commit messages) the forward is 1.2-1.6× the subgroup kernel at M = 1, 16
+// and 512; 8 rows beat 5 (fewer W loads per FMA).
+const SUBGROUP_VEC = { WG: 64, ROWS: 8 };
+const VEC_KERNELS = {
+  fwd: { kernel: 'matmul_fwd_subgroup_vec4.wgsl', kMultiple: 8 },
+  bwd_input: { kernel: 'matmul_bwd_input_subgroup_vec2.wgsl', kMultiple: 4 },
+} as const;
 
-/** The bf16-W forward with vec4 weight loads; `rows` (1 ..8) rows per workgroup (default 8). */
-export function matmulSubgroupVec4(rows = SUBGROUP_VEC4.ROWS): MatmulKernel {
-  if (!(rows >= 1 && rows <= SUBGROUP_VEC4.ROWS && Number.isInteger(rows))) {
-    throw new Error(`matmulSubgroupVec4: rows ${rows} must be an integer in [1, ${SUBGROUP_VEC4.ROWS}]`);
+/**
+ * The bf16-W kernel of `dir` with vector weight loads; `rows` (1 ..8) rows per workgroup (default
+ * 8). It runs the products matmulKernelFits accepts (bf16 W, K and w_offset multiples of 8 / 4).
+ */
+export function matmulSubgroupVec(dir: 'fwd' | 'bwd_input', rows = SUBGROUP_VEC.ROWS): MatmulKernel {
+  if (!(rows >= 1 && rows <= SUBGROUP_VEC.ROWS && Number.isInteger(rows))) {
+    throw new Error(`matmulSubgroupVec: rows ${rows} must be an integer in [1, ${SUBGROUP_VEC.ROWS}]`);
   }
-  const cols = 4 * SUBGROUP_VEC4.WG;
+  const { kernel, kMultiple } = VEC_KERNELS[dir];
+  const cols = 4 * SUBGROUP_VEC.WG;
   return {
-    kernel: 'matmul_fwd_subgroup_vec4.wgsl',
-    constants: { WG: SUBGROUP_VEC4.WG, ROWS: rows },
-    requires: { wBf16: true, kMultiple: SUBGROUP_VEC4.K_MULTIPLE },
-    grid: (M, N) => [ceilDiv(N, cols), ceilDiv(M, rows)],
+    kernel,
+    constants: { WG: SUBGROUP_VEC.WG, ROWS: rows },
+    requires: { wBf16: true, kMultiple },
+    grid: dir === 'fwd' ? (M, N) => [ceilDiv(N, cols), ceilDiv(M, rows)] : (M, _N, K) => [ceilDiv(K, cols), ceilDiv(M, rows)],
   };
 }
 
@@ -151,7 +161,7 @@ export function canUseSubgroupMatmul(gpu: Gpu): boolean {
 export function matmulVariants(gpu: Gpu, dir: MatmulDirection): MatmulKernel[] {
   const variants = [matmulTiled(dir)];
   if (canUseSubgroupMatmul(gpu)) variants.push(matmulSubgroup(dir));
-  if (canUseSubgroupMatmul(gpu) && dir === 'fwd') variants.push(matmulSubgroupVec4());
+  if (canUseSubgroupMatmul(gpu) && dir !== 'bwd_weight') variants.push(matmulSubgroupVec(dir));
   return variants;
 }
 
@@ -162,7 +172,7 @@ export interface MatmulKernelOptions {
   rows?: number;
   /**
    * K (in features) of the products it will run, when known, with w_offset 0 (the Linear ops):
-   * bf16 W with K % 8 == 0 gets the vec4 forward.
+   * bf16 W with K % 8 == 0 (fwd) or K % 4 == 0 (bwd_input) gets the vector-load kernel.
    */
   K?: number;
 }
@@ -183,10 +193,10 @@ export function matmulKernelFor(gpu: Gpu, dir: MatmulDirection, opts: MatmulKern
     }
     return matmulTiled(dir);
   }
-  if (dir === 'fwd' && opts.wBf16 && opts.K !== undefined) {
-    const vec4 = matmulSubgroupVec4();
-    if (matmulKernelFits(vec4, { wBf16: true, K: opts.K })) {
-      return opts.rows === undefined ? vec4 : matmulSubgroupVec4(Math.max(1, Math.min(SUBGROUP_VEC4.ROWS, Math.floor(opts.rows))));
+  if (dir !== 'bwd_weight' && opts.wBf16 && opts.K !== undefined) {
+    const vec = matmulSubgroupVec(dir);
+    if (matmulKernelFits(vec, { wBf16: true, K: opts.K })) {
+      return opts.rows === undefined ? vec : matmulSubgroupVec(dir, Math.max(1, Math.min(SUBGROUP_VEC.ROWS, Math.floor(opts.rows))));
     }
   }
   const defaultRows = opts.wBf16 && dir !== 'bwd_weight' ? SUBGROUP.ROWS_BF16 : SUBGROUP.ROWS;
@@ -269,7 +279,7 @@ export class LinearGradInputOp implements ModelOp {
 
   static async create(gpu: Gpu, w: WeightRef, dy: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<LinearGradInputOp> {
     const wBf16 = w.buffers.elem === 'bf16';
-    const mm = await ChunkedMatmul.create(gpu, w.entry, matmulKernelFor(gpu, 'bwd_input', { wBf16 }), (c, i) => ({
+    const mm = await ChunkedMatmul.create(gpu, w.entry, matmulKernelFor(gpu, 'bwd_input', { wBf16, K: w.entry.cols }), (c, i) => ({
       constants: { W_BF16: wBf16, ACCUMULATE: accumulate || i > 0 },
       bindings: [dy, w.buffers.binding(c), dx],
       label: `dX:${w.entry.spec.name}[${c.rowStart}]`,
