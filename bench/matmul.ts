@@ -7,15 +7,16 @@
  * Each measurement submits identical dispatches in one encoder (enough for ~0.2 GFLOP, so submit
  * overhead does not dominate small shapes; bench/gpu-timing.ts) and waits with onSubmittedWorkDone;
  * the table shows the median over --runs measurements after one warm-up. bench/report.ts times
- * the same prepareMatmul against PyTorch. `*` marks the variant that
- * matmulKernelFor picks. Timings on a shared CPU (lavapipe) vary ±15% or more between runs.
+ * the same prepareMatmul against PyTorch. `*` marks the variant that matmulKernelFor picks; `-`:
+ * the variant does not run that product (matmulKernelFits). Timings on a shared CPU (lavapipe)
+ * vary ±15% or more between runs.
  */
 import { pathToFileURL } from 'node:url';
 import { describeGpu, type Gpu } from '../src/gpu/device.ts';
 import { acquireGpu } from '../src/node/dawn.ts';
 import { createStorage, createStorageFrom, type GpuBuffer } from '../src/gpu/buffers.ts';
 import { Op } from '../src/gpu/kernels.ts';
-import { MATMUL_PARAMS, matmulKernelFor, matmulParams, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
+import { MATMUL_PARAMS, matmulKernelFits, matmulKernelFor, matmulParams, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
 import { f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { randomNormal } from '../src/util/random.ts';
 import { matmulCalls, prepareRecorded, type Prepared } from './gpu-timing.ts';
@@ -115,17 +116,18 @@ async function main(): Promise<void> {
   console.log(['direction', 'kernel', 'W', ...shapes.map((s) => `${s.label} ${s.M}x${s.N}x${s.K}`)].join('\t'));
   for (const dir of dirs) {
     for (const bf16 of dir === 'bwd_weight' ? [false] : [true, false]) {
-      const picked = matmulKernelFor(gpu, dir, { wBf16: bf16 });
+      // Every shape here has K % 8 == 0: the pick for bf16 W is the vec4 forward.
+      const picked = matmulKernelFor(gpu, dir, { wBf16: bf16, K: shapes[0].K });
       for (const mk of [...matmulVariants(gpu, dir), picked].filter((v, i, all) => all.findIndex((u) => sameKernel(u, v)) === i)) {
         const mark = sameKernel(mk, picked) ? '*' : ' ';
         const cells: string[] = [];
         for (const shape of shapes) {
-          if (shape.M === 1 && dir !== 'fwd') {
+          if ((shape.M === 1 && dir !== 'fwd') || !matmulKernelFits(mk, { wBf16: bf16, K: shape.K })) {
             cells.push('-');
             continue;
           }
           // Decode runs the variant matmulKernelFor picks for one row.
-          const kernel = shape.M === 1 && mark === '*' ? matmulKernelFor(gpu, dir, { wBf16: bf16, rows: 1 }) : mk;
+          const kernel = shape.M === 1 && mark === '*' ? matmulKernelFor(gpu, dir, { wBf16: bf16, rows: 1, K: shape.K }) : mk;
           const sec = await timeKernel(gpu, dir, kernel, shape, bf16, runs);
           cells.push(((2 * shape.M * shape.N * shape.K) / sec / 1e9).toFixed(2));
         }

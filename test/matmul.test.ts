@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { matmulBackward, matmulForward } from '../src/reference/matmul.ts';
-import { MATMUL_PARAMS, canUseSubgroupMatmul, matmulKernelFor, matmulParams, matmulSubgroup, matmulTiled, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
+import { MATMUL_PARAMS, canUseSubgroupMatmul, matmulKernelFits, matmulKernelFor, matmulParams, matmulSubgroup, matmulSubgroupVec, matmulTiled, matmulVariants, type MatmulDirection, type MatmulKernel } from '../src/ops/matmul.ts';
 import { bf16ArrayToF32, f32ArrayToBf16 } from '../src/util/bf16.ts';
 import { randomNormal } from '../src/util/random.ts';
 import { TOL } from './tolerances.ts';
@@ -26,6 +26,20 @@ const SIZES: [number, number, number][] = [
 // alternating halves of words when K is odd. The "=" cases use zero offsets and ldy = N.
 const OFFSETS = { xOffset: 3, wOffset: 6, yOffset: 7, ldyPad: 3 };
 
+// Kernels that require K and w_offset multiples of 8 or 4 (matmulKernelFits: the vector-load bf16 kernels) run
+// these sizes instead (those that fit): the same odd M and N, K a multiple of 8 (or 4) but not of the 16/32 steps of other
+// kernels, and w_offset 8 in the "+=" cases.
+const SIZES_K8: [number, number, number][] = [
+  [7, 45, 40],
+  [3, 121, 8],
+  [33, 67, 120],
+  [64, 256, 256],
+  [1, 300, 40],
+  [300, 20, 24],
+  [5, 33, 44], // K % 4 == 0 only: the kernels that need K % 8 skip it
+];
+const W_OFFSET_K8 = 8;
+
 // NaN elements after the guard row, so that reads clamped to the end of the binding see NaN too.
 const GUARD = 9;
 
@@ -35,14 +49,16 @@ interface Case {
   K: number;
   bf16: boolean;
   accumulate: boolean;
+  /** w_offset of the "+=" cases when not OFFSETS.wOffset. */
+  wOffset?: number;
 }
 
 /**
  * Inputs with NaN in every element the kernel must not read: offset prefixes, ldy padding, and a
  * guard row past the end (a read one row or one element too far poisons the result).
  */
-function makeInputs({ M, N, K, bf16, accumulate }: Case, seed: number) {
-  const off = accumulate ? OFFSETS : { xOffset: 0, wOffset: 0, yOffset: 0, ldyPad: 0 };
+function makeInputs({ M, N, K, bf16, accumulate, wOffset }: Case, seed: number) {
+  const off = accumulate ? { ...OFFSETS, wOffset: wOffset ?? OFFSETS.wOffset } : { xOffset: 0, wOffset: 0, yOffset: 0, ldyPad: 0 };
   const ldy = N + off.ldyPad;
   const x = randomNormal(M * K, seed);
   const dy = randomNormal(M * N, seed + 1);
@@ -141,9 +157,13 @@ function testKernel(dir: MatmulDirection, mk: MatmulKernel, combos: Combo[]): vo
   for (const combo of combos) {
     // bwd_weight has no W operand (its output dW is always f32).
     const c = dir === 'bwd_weight' ? { ...combo, bf16: false } : combo;
-    it(`${mk.kernel} ${JSON.stringify(mk.constants)} matches the reference (${describeCombo(dir, c)})`, async () => {
-      for (const [M, N, K] of SIZES) {
-        const [got, expected] = await runCase(dir, mk, { M, N, K, ...c }, M * 7919 + N * 31 + K);
+    const k8 = mk.requires !== undefined;
+    it(`${mk.kernel} ${JSON.stringify(mk.constants)} matches the reference (${describeCombo(dir, c)}${k8 ? `, K % ${mk.requires!.kMultiple} == 0` : ''})`, async () => {
+      const sizes = k8 ? SIZES_K8.filter(([, , K]) => matmulKernelFits(mk, { wBf16: c.bf16, K, wOffset: W_OFFSET_K8 })) : SIZES;
+      expect(sizes.length).toBeGreaterThanOrEqual(5);
+      for (const [M, N, K] of sizes) {
+        const wOffset = k8 ? W_OFFSET_K8 : undefined;
+        const [got, expected] = await runCase(dir, mk, { M, N, K, ...c, wOffset }, M * 7919 + N * 31 + K);
         expectClose(got, expected, TOL.matmul, `${mk.kernel} M=${M} N=${N} K=${K}`);
       }
     });
@@ -169,6 +189,13 @@ describe.skipIf(!gpu)('matmul kernels', () => {
           testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: false }), [F32_ADD]);
         }
         if (dir === 'fwd') testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, rows: 1 }), [BF16_ADD]);
+        if (!wFree) {
+          // The vector-load bf16 kernels: their default rows (set and +=), 5 rows (a partial row
+          // block at every M here), and decode's one row.
+          testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, K: 64 }), [BF16_SET, BF16_ADD]);
+          testKernel(dir, matmulSubgroupVec(dir, 5), [BF16_SET]);
+          if (dir === 'fwd') testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true, K: 64, rows: 1 }), [BF16_ADD]);
+        }
       }
     });
   }
@@ -177,6 +204,28 @@ describe.skipIf(!gpu)('matmul kernels', () => {
     const expected = canUseSubgroupMatmul(gpu!) ? 'matmul_fwd_subgroup.wgsl' : 'matmul_fwd.wgsl';
     expect(matmulKernelFor(gpu!, 'fwd').kernel).toBe(expected);
     expect(matmulVariants(gpu!, 'fwd').map((v) => v.kernel)).toContain(expected);
+    if (canUseSubgroupMatmul(gpu!)) {
+      // bf16 W with K % 8 == 0 (fwd) / K % 4 == 0 (bwd_input) gets the vector-load kernels; other
+      // K and f32 W never do.
+      expect(matmulKernelFor(gpu!, 'fwd', { wBf16: true, K: 512 }).kernel).toBe('matmul_fwd_subgroup_vec4.wgsl');
+      expect(matmulKernelFor(gpu!, 'bwd_input', { wBf16: true, K: 44 }).kernel).toBe('matmul_bwd_input_subgroup_vec2.wgsl');
+      for (const [dir, wBf16, K] of [['fwd', true, 44], ['fwd', false, 512], ['bwd_input', true, 42], ['bwd_input', false, 512]] as const) {
+        expect(matmulKernelFor(gpu!, dir, { wBf16, K }).requires).toBeUndefined();
+      }
+    }
+  });
+
+  // The serving engine relies on a row's bits not depending on M or on the rows per workgroup
+  // (LinearOp's one-row and general configurations; test/batch-engine.test.ts): the vector-load
+  // kernels keep the subgroup kernels' per-element fma order, so all of them agree bit for bit.
+  it.skipIf(!gpu || !canUseSubgroupMatmul(gpu))('the bf16 fwd / bwd_input kernels give bit-identical rows for every ROWS and kernel', async () => {
+    const c: Case = { M: 11, N: 300, K: 120, bf16: true, accumulate: false };
+    for (const dir of ['fwd', 'bwd_input'] as const) {
+      const kernels = [matmulSubgroup(dir, 8), matmulSubgroup(dir, 1), matmulSubgroupVec(dir, 8), matmulSubgroupVec(dir, 1), matmulSubgroupVec(dir, 3)];
+      const outs: Float32Array[] = [];
+      for (const mk of kernels) outs.push((await runCase(dir, mk, c, 5))[0]);
+      for (const o of outs.slice(1)) expect(new Uint32Array(o.buffer)).toEqual(new Uint32Array(outs[0].buffer));
+    }
   });
 });
 

@@ -46,6 +46,11 @@ export function matmulParams(s: MatmulShape): number[] {
 
 export interface MatmulKernel {
   kernel: string;
+  /**
+   * What the kernel requires beyond the Params (absent: nothing): bf16 W, and K and w_offset
+   * multiples of `kMultiple` (elements). matmulKernelFits checks a product against it.
+   */
+  requires?: { wBf16: true; kMultiple: number };
   /** Tile constants; add W_BF16 / ACCUMULATE to them. */
   constants: OverrideConstants;
   /** Workgroup counts (x, y) for a product of these sizes (M rows, N out features, K in features). */
@@ -100,6 +105,44 @@ export function matmulSubgroup(dir: MatmulDirection, rows = SUBGROUP.ROWS): Matm
   }
 }
 
+// The forward and the input gradient for bf16 W with K a multiple of 8 / 4 (every LLaMA shape):
+// the subgroup kernels' tiling and reduction order (bit-identical results), but one vec4<u32>
+// (fwd: 8 weights) or vec2<u32> (bwd_input: 4 weights) load replaces 2-5 u32 loads, and the rows
+// are explicit accumulators (kernels/matmul_fwd_subgroup_vec4.wgsl,
+// matmul_bwd_input_subgroup_vec2.wgsl). On lavapipe (Mesa 25, 2 cores, medians of interleaved
+// runs; numbers in the commit messages) the forward is 1.2-1.6× the subgroup kernel at M = 1, 16
+// and 512; 8 rows beat 5 (fewer W loads per FMA).
+const SUBGROUP_VEC = { WG: 64, ROWS: 8 };
+const VEC_KERNELS = {
+  fwd: { kernel: 'matmul_fwd_subgroup_vec4.wgsl', kMultiple: 8 },
+  bwd_input: { kernel: 'matmul_bwd_input_subgroup_vec2.wgsl', kMultiple: 4 },
+} as const;
+
+/**
+ * The bf16-W kernel of `dir` with vector weight loads; `rows` (1 ..8) rows per workgroup (default
+ * 8). It runs the products matmulKernelFits accepts (bf16 W, K and w_offset multiples of 8 / 4).
+ */
+export function matmulSubgroupVec(dir: 'fwd' | 'bwd_input', rows = SUBGROUP_VEC.ROWS): MatmulKernel {
+  if (!(rows >= 1 && rows <= SUBGROUP_VEC.ROWS && Number.isInteger(rows))) {
+    throw new Error(`matmulSubgroupVec: rows ${rows} must be an integer in [1, ${SUBGROUP_VEC.ROWS}]`);
+  }
+  const { kernel, kMultiple } = VEC_KERNELS[dir];
+  const cols = 4 * SUBGROUP_VEC.WG;
+  return {
+    kernel,
+    constants: { WG: SUBGROUP_VEC.WG, ROWS: rows },
+    requires: { wBf16: true, kMultiple },
+    grid: dir === 'fwd' ? (M, N) => [ceilDiv(N, cols), ceilDiv(M, rows)] : (M, _N, K) => [ceilDiv(K, cols), ceilDiv(M, rows)],
+  };
+}
+
+/** Whether `mk` can run a product with this weight type, K and w_offset (default 0). */
+export function matmulKernelFits(mk: MatmulKernel, p: { wBf16: boolean; K: number; wOffset?: number }): boolean {
+  const r = mk.requires;
+  if (!r) return true;
+  return p.wBf16 === r.wBf16 && p.K % r.kMultiple === 0 && (p.wOffset ?? 0) % r.kMultiple === 0;
+}
+
 /**
  * Whether the subgroup kernels can run here: the device has the `subgroups` feature and its
  * subgroups have at least 8 invocations (the kernels broadcast from lanes 0..7). An adapter
@@ -111,10 +154,14 @@ export function canUseSubgroupMatmul(gpu: Gpu): boolean {
   return gpu.hasSubgroups && (size === null || size >= 8);
 }
 
-/** The kernel variants of a direction this device can run, in their default tiles (the bench times each). */
+/**
+ * The kernel variants of a direction this device can run, in their default tiles (the bench times
+ * each); some only run some products (matmulKernelFits).
+ */
 export function matmulVariants(gpu: Gpu, dir: MatmulDirection): MatmulKernel[] {
   const variants = [matmulTiled(dir)];
   if (canUseSubgroupMatmul(gpu)) variants.push(matmulSubgroup(dir));
+  if (canUseSubgroupMatmul(gpu) && dir !== 'bwd_weight') variants.push(matmulSubgroupVec(dir));
   return variants;
 }
 
@@ -123,6 +170,11 @@ export interface MatmulKernelOptions {
   wBf16?: boolean;
   /** The M of the products it will run, when known and small (decode: 1): caps the rows per workgroup. */
   rows?: number;
+  /**
+   * K (in features) of the products it will run, when known, with w_offset 0 (the Linear ops):
+   * bf16 W with K % 8 == 0 (fwd) or K % 4 == 0 (bwd_input) gets the vector-load kernel.
+   */
+  K?: number;
 }
 
 /**
@@ -140,6 +192,12 @@ export function matmulKernelFor(gpu: Gpu, dir: MatmulDirection, opts: MatmulKern
       console.error(`wgpu-char: note: this device has no usable subgroups (size ${gpu.report.subgroupSize ?? 'unknown'}): matmuls use the slower shared-memory tiled kernels`);
     }
     return matmulTiled(dir);
+  }
+  if (dir !== 'bwd_weight' && opts.wBf16 && opts.K !== undefined) {
+    const vec = matmulSubgroupVec(dir);
+    if (matmulKernelFits(vec, { wBf16: true, K: opts.K })) {
+      return opts.rows === undefined ? vec : matmulSubgroupVec(dir, Math.max(1, Math.min(SUBGROUP_VEC.ROWS, Math.floor(opts.rows))));
+    }
   }
   const defaultRows = opts.wBf16 && dir !== 'bwd_weight' ? SUBGROUP.ROWS_BF16 : SUBGROUP.ROWS;
   const rows = opts.rows === undefined ? defaultRows : Math.max(1, Math.min(defaultRows, Math.floor(opts.rows)));
@@ -199,7 +257,7 @@ export class LinearOp implements ModelOp {
   static async create(gpu: Gpu, w: WeightRef, x: GpuBuffer, y: GpuBuffer, accumulate: boolean): Promise<LinearOp> {
     const wBf16 = w.buffers.elem === 'bf16';
     const build = (rows?: number) =>
-      ChunkedMatmul.create(gpu, w.entry, matmulKernelFor(gpu, 'fwd', { wBf16, rows }), (c) => ({
+      ChunkedMatmul.create(gpu, w.entry, matmulKernelFor(gpu, 'fwd', { wBf16, rows, K: w.entry.cols }), (c) => ({
         constants: { W_BF16: wBf16, ACCUMULATE: accumulate },
         bindings: [x, w.buffers.binding(c), y],
         label: `${w.entry.spec.name}[${c.rowStart}:${c.rowStart + c.rows}]`,
@@ -221,7 +279,7 @@ export class LinearGradInputOp implements ModelOp {
 
   static async create(gpu: Gpu, w: WeightRef, dy: GpuBuffer, dx: GpuBuffer, accumulate: boolean): Promise<LinearGradInputOp> {
     const wBf16 = w.buffers.elem === 'bf16';
-    const mm = await ChunkedMatmul.create(gpu, w.entry, matmulKernelFor(gpu, 'bwd_input', { wBf16 }), (c, i) => ({
+    const mm = await ChunkedMatmul.create(gpu, w.entry, matmulKernelFor(gpu, 'bwd_input', { wBf16, K: w.entry.cols }), (c, i) => ({
       constants: { W_BF16: wBf16, ACCUMULATE: accumulate || i > 0 },
       bindings: [dy, w.buffers.binding(c), dx],
       label: `dX:${w.entry.spec.name}[${c.rowStart}]`,
