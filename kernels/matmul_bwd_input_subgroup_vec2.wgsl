@@ -64,21 +64,8 @@ fn w_block8(q: u32, n0: u32) -> array<vec4<f32>, 8> {
   return b;
 }
 
-// c + Σ_j dY[row, n0 + j] · b[j], in order j = 0..7; `a` is lane j's dY[row, n0 + j].
-// Must be called in uniform control flow.
-fn step8(c: vec4<f32>, a: f32, b: array<vec4<f32>, 8>) -> vec4<f32> {
-  var r = c;
-  // subgroupBroadcast needs a constant lane index: one line per lane.
-  r = fma(vec4<f32>(subgroupBroadcast(a, 0u)), b[0], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 1u)), b[1], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 2u)), b[2], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 3u)), b[3], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 4u)), b[4], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 5u)), b[5], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 6u)), b[6], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 7u)), b[7], r);
-  return r;
-}
+// step8: c + Σ_j dY[row, n0 + j] · b[j], j = 0..7
+//#include "matmul_step8.wgsl"
 
 fn store(m: u32, k: u32, v: vec4<f32>) {
   for (var c = 0u; c < 4u; c++) {

@@ -64,21 +64,8 @@ fn w_block8(q: vec4<u32>) -> array<vec4<f32>, 8> {
     vec4<f32>(l0.w, l1.w, l2.w, l3.w), vec4<f32>(h0.w, h1.w, h2.w, h3.w));
 }
 
-// c + Σ_j X[row, k0 + j] · b[j], in order j = 0..7; `a` is lane j's X[row, k0 + j].
-// Must be called in uniform control flow.
-fn step8(c: vec4<f32>, a: f32, b: array<vec4<f32>, 8>) -> vec4<f32> {
-  var r = c;
-  // subgroupBroadcast needs a constant lane index: one line per lane.
-  r = fma(vec4<f32>(subgroupBroadcast(a, 0u)), b[0], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 1u)), b[1], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 2u)), b[2], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 3u)), b[3], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 4u)), b[4], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 5u)), b[5], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 6u)), b[6], r);
-  r = fma(vec4<f32>(subgroupBroadcast(a, 7u)), b[7], r);
-  return r;
-}
+// step8: c + Σ_j X[row, k0 + j] · b[j], j = 0..7
+//#include "matmul_step8.wgsl"
 
 fn store(m: u32, n: u32, v: vec4<f32>) {
   for (var c = 0u; c < 4u; c++) {
