@@ -18,6 +18,8 @@ import { Generator, type GenerateOptions, type GenerateResult } from '../src/gen
 import { eosTokenIds } from '../src/model/config.ts';
 import type { LlamaModel } from '../src/model/llama.ts';
 import { TOL } from './tolerances.ts';
+import { loraSpecs, uploadAdapter, type LoraConfig } from '../src/model/lora.ts';
+import { Rng } from '../src/util/random.ts';
 
 describe.skipIf(!gpu)('ContinuousBatcher over BatchEngine, weights/tiny f32', () => {
   let tokenizer: Tokenizer;
@@ -87,5 +89,49 @@ describe.skipIf(!gpu)('ContinuousBatcher over BatchEngine, weights/tiny f32', ()
         expect(Math.abs(b.logprob - lp.logprob)).toBeLessThanOrEqual(TOL.batchVsSerial.rtol);
       }
     }
+  });
+});
+
+describe.skipIf(!gpu)('ContinuousBatcher over BatchEngine with a LoRA adapter, weights/tiny f32', () => {
+  let tokenizer: Tokenizer;
+  let model: LlamaModel;
+  let generator: Generator;
+  let engine: BatchEngine;
+  let batcher: ContinuousBatcher;
+
+  beforeAll(async () => {
+    tokenizer = await Tokenizer.load('weights/tiny/tokenizer.model');
+    model = await loadLlamaModel(gpu!, 'weights/tiny', 'f32');
+    // B is not zero (a trained adapter's is not), so the adapter changes the continuations.
+    const c: LoraConfig = { r: 4, alpha: 8, dropout: 0, targets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] };
+    const rng = new Rng(3);
+    const tensors = new Map(loraSpecs(model.cfg, c).map((s) => [s.name, Float32Array.from({ length: s.shape[0]! * s.shape[1]! }, () => 0.1 * (rng.uniform() - 0.5))]));
+    model.adapter = uploadAdapter(gpu!, model.cfg, c, tensors);
+    generator = await Generator.create(model, tokenizer, { contextLength: 128 });
+    engine = await BatchEngine.create(model, { slots: 4, contextLength: 128, prefillChunk: 7 });
+    batcher = new ContinuousBatcher(engine, tokenizer, { maxQueue: 4, maxPositions: model.maxPositions, eosIds: eosTokenIds(model.cfg) });
+  });
+  afterAll(() => {
+    generator?.destroy();
+    engine?.destroy();
+  });
+
+  it('the adapted model gives Generator\'s greedy tokens, the same alone and among others, and the adapter moves the log-probabilities', async () => {
+    const prompt = 'Man (speaking): Tell me about your music.<|eot|>\nBeethoven (';
+    const opts: GenerateOptions = { maxNewTokens: 12, temperature: 0, topP: 1, seed: 1, stop: [], stopOnSpeakerTag: false, logprobs: 0 };
+    const serial = await generator.generate(prompt, opts);
+    const alone = await batcher.generate(prompt, opts);
+    const [among] = await Promise.all([batcher.generate(prompt, opts), batcher.generate('Hello there', { ...opts, maxNewTokens: 20 }), batcher.generate('Socrates (thinking): ', opts)]);
+    expect(alone.tokens).toEqual(serial.tokens);
+    expect(among.tokens).toEqual(alone.tokens);
+    expect(among.logprobs).toEqual(alone.logprobs);
+    const adapter = model.adapter;
+    model.adapter = null;
+    const base = await Generator.create(model, tokenizer, { contextLength: 128 });
+    model.adapter = adapter;
+    const unadapted = await base.generate(prompt, opts);
+    base.destroy();
+    // The adapter is in the numbers (its greedy tokens may still coincide with the base's).
+    expect(unadapted.logprobs![0].logprob).not.toBeCloseTo(serial.logprobs![0].logprob, 3);
   });
 });
