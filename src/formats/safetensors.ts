@@ -24,11 +24,11 @@
  *
  * Every error a user can cause is a UserError whose message starts with the file path.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { endianness } from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { ShardedTensors } from './sharded.ts';
+import { openShards, ShardedTensors, type ShardFormat } from './sharded.ts';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
 import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16 } from '../util/bf16.ts';
 
@@ -357,73 +357,18 @@ export class SafetensorsModel extends ShardedTensors<SafetensorsFile, TensorInfo
 
   /** Opens a checkpoint directory (index + shards, or model.safetensors), or one .safetensors file. */
   static open(dirOrFile: string): SafetensorsModel {
-    let st;
-    try {
-      st = statSync(dirOrFile);
-    } catch (e) {
-      throw new UserError(`${dirOrFile}: cannot open (${ioMessage(e)})`);
-    }
-    if (st.isFile()) {
-      const f = SafetensorsFile.open(dirOrFile);
-      return new SafetensorsModel(dirOrFile, [f], new Map(f.names().map((n) => [n, f])), null);
-    }
-    const indexPath = path.join(dirOrFile, INDEX_FILE);
-    if (existsSync(indexPath)) return SafetensorsModel.openIndex(indexPath);
-    const single = path.join(dirOrFile, SINGLE_FILE);
-    if (existsSync(single)) return SafetensorsModel.open(single);
-    throw new UserError(`${dirOrFile}: no ${SINGLE_FILE} or ${INDEX_FILE} (not a HF safetensors checkpoint directory)`);
-  }
-
-  private static openIndex(indexPath: string): SafetensorsModel {
-    const fail = (msg: string): never => {
-      throw new UserError(`${indexPath}: ${msg}`);
-    };
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(indexPath, 'utf8'));
-    } catch (e) {
-      return fail(`invalid JSON (${(e as Error).message})`);
-    }
-    if (!isPlainObject(json) || !isPlainObject(json.weight_map)) return fail('no "weight_map" object (not a safetensors index)');
-    const weightMap = json.weight_map as Record<string, unknown>;
-    const dir = path.dirname(indexPath);
-    const shardNames: string[] = [];
-    for (const [name, file] of Object.entries(weightMap)) {
-      if (typeof file !== 'string' || file === '' || path.basename(file) !== file) {
-        fail(`weight_map.${name} is ${JSON.stringify(file)}; expected a shard file name in the same directory`);
-      }
-      if (!shardNames.includes(file as string)) shardNames.push(file as string);
-    }
-    const files: SafetensorsFile[] = [];
-    try {
-      for (const s of shardNames) {
-        const p = path.join(dir, s);
-        if (!existsSync(p)) fail(`shard ${s} is listed in weight_map but missing`);
-        files.push(SafetensorsFile.open(p));
-      }
-      // Every tensor of every shard counts (transformers loads whole shards); the map must agree.
-      const where = new Map<string, SafetensorsFile>();
-      for (const f of files) {
-        for (const n of f.names()) {
-          const other = where.get(n);
-          if (other) throw new UserError(`${f.path}: tensor ${n} is also in ${other.path}`);
-          where.set(n, f);
-        }
-      }
-      for (const [name, file] of Object.entries(weightMap)) {
-        const f = where.get(name);
-        const expected = path.join(dir, file as string);
-        if (!f) throw new UserError(`${expected}: missing tensor ${name} (listed in ${INDEX_FILE})`);
-        if (f.path !== expected) throw new UserError(`${indexPath}: weight_map puts ${name} in ${file as string}, but it is in ${path.basename(f.path)}`);
-      }
-      const meta = isPlainObject(json.metadata) ? json.metadata : null;
-      return new SafetensorsModel(indexPath, files, where, meta);
-    } catch (e) {
-      for (const f of files) f.close();
-      throw e;
-    }
+    const s = openShards(dirOrFile, SAFETENSORS_FORMAT);
+    return new SafetensorsModel(s.source, s.files, s.where, s.metadata);
   }
 }
+
+const SAFETENSORS_FORMAT: ShardFormat<SafetensorsFile> = {
+  index: INDEX_FILE,
+  single: SINGLE_FILE,
+  directory: 'a HF safetensors checkpoint directory',
+  indexKind: 'a safetensors index',
+  openFile: (file) => SafetensorsFile.open(file),
+};
 
 // ------------------------------------------------------------------------------------------------
 // Writer

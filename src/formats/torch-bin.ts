@@ -25,11 +25,10 @@
  *
  * Every error a user can cause is a UserError whose message starts with the file path.
  */
-import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
-import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { ShardedTensors } from './sharded.ts';
+import { openShards, ShardedTensors, type ShardFormat } from './sharded.ts';
 import { numel, tensorToBf16, tensorToF32, type Dtype, type Tensor, type TensorData } from './safetensors.ts';
 
 export const TORCH_SINGLE_FILE = 'pytorch_model.bin';
@@ -536,69 +535,15 @@ export class TorchBinModel extends ShardedTensors<TorchBinFile, TorchTensorInfo>
 
   /** Opens a checkpoint directory (index + shards, or pytorch_model.bin), or one .bin file. */
   static open(dirOrFile: string): TorchBinModel {
-    let st;
-    try {
-      st = statSync(dirOrFile);
-    } catch (e) {
-      throw new UserError(`${dirOrFile}: cannot open (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
-    if (st.isFile()) {
-      const f = TorchBinFile.open(dirOrFile);
-      return new TorchBinModel(dirOrFile, [f], new Map(f.names().map((n) => [n, f])));
-    }
-    const indexPath = path.join(dirOrFile, TORCH_INDEX_FILE);
-    if (existsSync(indexPath)) return TorchBinModel.openIndex(indexPath);
-    const single = path.join(dirOrFile, TORCH_SINGLE_FILE);
-    if (existsSync(single)) return TorchBinModel.open(single);
-    throw new UserError(`${dirOrFile}: no ${TORCH_SINGLE_FILE} or ${TORCH_INDEX_FILE} (not a PyTorch checkpoint directory)`);
-  }
-
-  private static openIndex(indexPath: string): TorchBinModel {
-    const fail = (msg: string): never => {
-      throw new UserError(`${indexPath}: ${msg}`);
-    };
-    let json: unknown;
-    try {
-      json = JSON.parse(readFileSync(indexPath, 'utf8'));
-    } catch (e) {
-      return fail(`invalid JSON (${(e as Error).message})`);
-    }
-    const j = json as { weight_map?: unknown };
-    if (typeof j !== 'object' || j === null || typeof j.weight_map !== 'object' || j.weight_map === null || Array.isArray(j.weight_map)) {
-      return fail('no "weight_map" object (not a PyTorch checkpoint index)');
-    }
-    const weightMap = j.weight_map as Record<string, unknown>;
-    const dir = path.dirname(indexPath);
-    const shardNames: string[] = [];
-    for (const [name, f] of Object.entries(weightMap)) {
-      if (typeof f !== 'string' || f === '' || path.basename(f) !== f) fail(`weight_map.${name} is ${JSON.stringify(f)}; expected a shard file name in the same directory`);
-      if (!shardNames.includes(f as string)) shardNames.push(f as string);
-    }
-    const files: TorchBinFile[] = [];
-    try {
-      for (const s of shardNames) {
-        const p = path.join(dir, s);
-        if (!existsSync(p)) fail(`shard ${s} is listed in weight_map but missing`);
-        files.push(TorchBinFile.open(p));
-      }
-      const where = new Map<string, TorchBinFile>();
-      for (const f of files) {
-        for (const n of f.names()) {
-          const other = where.get(n);
-          if (other) throw new UserError(`${f.path}: tensor ${n} is also in ${other.path}`);
-          where.set(n, f);
-        }
-      }
-      for (const [name, f] of Object.entries(weightMap)) {
-        const at = where.get(name);
-        const expected = path.join(dir, f as string);
-        if (!at) throw new UserError(`${expected}: missing tensor ${name} (listed in ${TORCH_INDEX_FILE})`);
-        if (at.path !== expected) fail(`weight_map puts ${name} in ${f as string}, but it is in ${path.basename(at.path)}`);
-      }
-      return new TorchBinModel(indexPath, files, where);
-    } catch (e) {
-      for (const f of files) f.close();
-      throw e;
-    }
+    const s = openShards(dirOrFile, TORCH_BIN_FORMAT);
+    return new TorchBinModel(s.source, s.files, s.where);
   }
 }
+
+const TORCH_BIN_FORMAT: ShardFormat<TorchBinFile> = {
+  index: TORCH_INDEX_FILE,
+  single: TORCH_SINGLE_FILE,
+  directory: 'a PyTorch checkpoint directory',
+  indexKind: 'a PyTorch checkpoint index',
+  openFile: (file) => TorchBinFile.open(file),
+};
