@@ -23,6 +23,8 @@ override WG: u32 = 64u;   // invocations per workgroup; a multiple of the subgro
 override ROWS: u32 = 16u; // rows of C per workgroup, ≤ MAX_ROWS (more rows: fewer B loads per FMA)
 const MAX_ROWS: u32 = 32u;
 
+//#include "matmul_step8.wgsl"
+
 alias SgAcc = array<vec4<f32>, MAX_ROWS>;
 
 // acc[i][c] = C[row0 + i, col + c] summed over s in [0, S). Must be called in uniform control flow.
@@ -32,18 +34,7 @@ fn sg_product(row0: u32, col: u32, S: u32, sid: u32) -> SgAcc {
   for (var s0 = 0u; s0 < S; s0 += 8u) {
     let b = sg_readB(s0, col);
     for (var i = 0u; i < ROWS; i++) {
-      let a = sg_readA(row0 + i, s0 + lane);
-      var c = acc[i];
-      // subgroupBroadcast needs a constant lane index: one line per lane.
-      c = fma(vec4<f32>(subgroupBroadcast(a, 0u)), b[0], c);
-      c = fma(vec4<f32>(subgroupBroadcast(a, 1u)), b[1], c);
-      c = fma(vec4<f32>(subgroupBroadcast(a, 2u)), b[2], c);
-      c = fma(vec4<f32>(subgroupBroadcast(a, 3u)), b[3], c);
-      c = fma(vec4<f32>(subgroupBroadcast(a, 4u)), b[4], c);
-      c = fma(vec4<f32>(subgroupBroadcast(a, 5u)), b[5], c);
-      c = fma(vec4<f32>(subgroupBroadcast(a, 6u)), b[6], c);
-      c = fma(vec4<f32>(subgroupBroadcast(a, 7u)), b[7], c);
-      acc[i] = c;
+      acc[i] = step8(acc[i], sg_readA(row0 + i, s0 + lane), b);
     }
   }
   return acc;
