@@ -28,7 +28,7 @@ import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readSync, renam
 import { endianness } from 'node:os';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
-import { openShards, ShardedTensors, type ShardFormat } from './sharded.ts';
+import { openShards, ShardedTensors, withReadFd, type ShardFormat } from './sharded.ts';
 import { tempPathFor, writeFileAtomic } from '../util/atomic.ts';
 import { bf16ArrayToF32, f16ArrayToF32, f32ArrayToBf16 } from '../util/bf16.ts';
 
@@ -88,11 +88,6 @@ function isNonNegInt(v: unknown): v is number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 }
 
-function ioMessage(e: unknown): string {
-  const err = e as NodeJS.ErrnoException;
-  return err.code ? `${err.code}` : String(err.message ?? e);
-}
-
 function typedView(dtype: Dtype, buf: ArrayBuffer, byteOffset: number, n: number): TensorData {
   switch (dtype) {
     case 'F32': return new Float32Array(buf, byteOffset, n);
@@ -131,20 +126,11 @@ export class SafetensorsFile {
   /** Opens and validates `filePath`; throws a UserError naming the file on any problem. */
   static open(filePath: string): SafetensorsFile {
     checkLittleEndian(filePath);
-    let fd: number;
-    try {
-      fd = openSync(filePath, 'r');
-    } catch (e) {
-      throw new UserError(`${filePath}: cannot open (${ioMessage(e)})`);
-    }
-    try {
+    return withReadFd(filePath, (fd) => {
       const fileSize = fstatSync(fd).size;
       const { metadata, tensors, dataStart } = parseHeader(filePath, fd, fileSize);
       return new SafetensorsFile(filePath, fd, fileSize, dataStart, metadata, tensors);
-    } catch (e) {
-      closeSync(fd);
-      throw e;
-    }
+    });
   }
 
   /** Tensor names in data-offset order. */

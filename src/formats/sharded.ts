@@ -2,9 +2,31 @@
  * A checkpoint's tensors spread over shard files (safetensors or PyTorch .bin, with an index
  * naming each tensor's file, or one file): the lookups both formats share, by tensor name.
  */
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { UserError } from '../errors.ts';
+
+/** The one message for a file or directory that cannot be opened: `<file>: cannot open (<errno code>)`. */
+export function cannotOpen(file: string, e: unknown): UserError {
+  const err = e as NodeJS.ErrnoException;
+  return new UserError(`${file}: cannot open (${err.code ?? String(err.message ?? e)})`);
+}
+
+/** Opens `file` for reading and hands its descriptor to `build`; the descriptor is closed when `build` throws. */
+export function withReadFd<T>(file: string, build: (fd: number) => T): T {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (e) {
+    throw cannotOpen(file, e);
+  }
+  try {
+    return build(fd);
+  } catch (e) {
+    closeSync(fd);
+    throw e;
+  }
+}
 
 /** What a shard file of either format offers. */
 export interface ShardFile<Info> {
@@ -94,8 +116,7 @@ export function openShards<F extends ShardFile<unknown>>(dirOrFile: string, form
   try {
     st = statSync(dirOrFile);
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    throw new UserError(`${dirOrFile}: cannot open (${err.code ?? String(err.message ?? e)})`);
+    throw cannotOpen(dirOrFile, e);
   }
   if (st.isFile()) {
     const f = format.openFile(dirOrFile);

@@ -25,10 +25,10 @@
  *
  * Every error a user can cause is a UserError whose message starts with the file path.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { UserError } from '../errors.ts';
-import { openShards, ShardedTensors, type ShardFormat } from './sharded.ts';
+import { openShards, ShardedTensors, withReadFd, type ShardFormat } from './sharded.ts';
 import { numel, tensorToBf16, tensorToF32, type Dtype, type Tensor, type TensorData } from './safetensors.ts';
 
 export const TORCH_SINGLE_FILE = 'pytorch_model.bin';
@@ -411,18 +411,7 @@ export class TorchBinFile {
 
   static open(filePath: string): TorchBinFile {
     if (endianness() !== 'LE') throw new UserError(`${filePath}: torch.save data is little-endian; this host is big-endian (not supported)`);
-    let fd: number;
-    try {
-      fd = openSync(filePath, 'r');
-    } catch (e) {
-      throw new UserError(`${filePath}: cannot open (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
-    }
-    try {
-      return new TorchBinFile(filePath, fd, parseArchive(filePath, fd));
-    } catch (e) {
-      closeSync(fd);
-      throw e;
-    }
+    return withReadFd(filePath, (fd) => new TorchBinFile(filePath, fd, parseArchive(filePath, fd)));
   }
 
   names(): string[] {

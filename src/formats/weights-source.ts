@@ -11,6 +11,7 @@ import path from 'node:path';
 import { UserError } from '../errors.ts';
 import { INDEX_FILE, SINGLE_FILE, SafetensorsModel, type Dtype, type Tensor } from './safetensors.ts';
 import { TORCH_INDEX_FILE, TORCH_SINGLE_FILE, TorchBinModel } from './torch-bin.ts';
+import { cannotOpen } from './sharded.ts';
 
 /** What the loaders need of a checkpoint's weights: names, shapes, dtypes and data on demand. */
 export interface WeightsSource {
@@ -35,7 +36,7 @@ export function openWeights(dir: string): WeightsSource {
   try {
     isFile = statSync(dir).isFile();
   } catch (e) {
-    throw new UserError(`${dir}: cannot open (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+    throw cannotOpen(dir, e);
   }
   if (isFile) return dir.endsWith('.bin') ? TorchBinModel.open(dir) : SafetensorsModel.open(dir);
   if (existsSync(path.join(dir, INDEX_FILE)) || existsSync(path.join(dir, SINGLE_FILE))) return SafetensorsModel.open(dir);
