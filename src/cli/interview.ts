@@ -111,8 +111,10 @@ export type InterviewTurnsCommandOptions = Omit<InterviewCommandOptions, 'maxThi
 };
 
 /** --character, --label and the question set, checked. */
-async function commonSetup(opts: Omit<InterviewCommandOptions, 'maxThinking'>, protocol: 'single' | 'turns') {
+/** What both protocols run with: the character, its questions and output folder, its endpoint and sampling, retries and progress. */
+async function commonSetup(opts: Omit<InterviewCommandOptions, 'maxThinking'>, protocol: 'single' | 'turns', io: DataIO) {
   const { loadQuestions, defaultQuestionsPath } = await import('../eval/interview.ts');
+  const { apiKeyFrom, retryPolicyOf } = await import('../eval/api.ts');
   const { UserError } = await import('../errors.ts');
   const { existsSync } = await import('node:fs');
   if (/[/\\]/.test(opts.character) || opts.character.trim() === '') throw new UserError(`--character: must be a short name without slashes (got ${JSON.stringify(opts.character)})`);
@@ -123,29 +125,38 @@ async function commonSetup(opts: Omit<InterviewCommandOptions, 'maxThinking'>, p
     questionsPath = defaultQuestionsPath(opts.character, protocol);
     if (!existsSync(questionsPath)) throw new UserError(`--character ${opts.character}: no shipped question set (the paper's characters: Beethoven, Caesar, Cleopatra, Hermione, Martin, Newton, Socrates, Spartacus, Voldemort); pass --questions FILE`);
   }
-  return { label, questions: loadQuestions(questionsPath) };
+  return {
+    label,
+    run: {
+      shortName: opts.character,
+      fullName: opts.fullName,
+      questions: loadQuestions(questionsPath),
+      model: opts.model,
+      label,
+      outDir: resolve(opts.out),
+      settings: {
+        baseURL: opts.baseUrl,
+        apiKey: apiKeyFrom(opts.apiKeyEnv, opts.baseUrl, '--base-url'),
+        temperature: opts.temperature,
+        topP: opts.topP,
+        maxTokens: opts.maxTokens,
+        timeoutMs: Math.round(opts.timeout * 1000),
+      },
+      retry: retryPolicyOf(opts),
+      concurrency: opts.concurrency,
+      progressStream: io.stderr,
+      progressIntervalMs: opts.progressInterval * 1000,
+    },
+  };
 }
 
 export async function runInterviewTurnsCommand(opts: InterviewTurnsCommandOptions, io: DataIO): Promise<number> {
   const { runInterviewTurns, loadInterviewerPrompt } = await import('../eval/interview.ts');
   const { profileLead } = await import('../eval/judge.ts');
-  const { apiKeyFrom, retryPolicyOf } = await import('../eval/api.ts');
-  const { label, questions } = await commonSetup(opts, 'turns');
+  const { apiKeyFrom } = await import('../eval/api.ts');
+  const { label, run } = await commonSetup(opts, 'turns', io);
   const report = await runInterviewTurns({
-    shortName: opts.character,
-    fullName: opts.fullName,
-    questions,
-    model: opts.model,
-    label,
-    outDir: resolve(opts.out),
-    settings: {
-      baseURL: opts.baseUrl,
-      apiKey: apiKeyFrom(opts.apiKeyEnv, opts.baseUrl, '--base-url'),
-      temperature: opts.temperature,
-      topP: opts.topP,
-      maxTokens: opts.maxTokens,
-      timeoutMs: Math.round(opts.timeout * 1000),
-    },
+    ...run,
     interviewer: {
       baseURL: opts.interviewerBaseUrl,
       apiKey: apiKeyFrom(opts.interviewerApiKeyEnv, opts.interviewerBaseUrl, '--interviewer-base-url'),
@@ -156,10 +167,6 @@ export async function runInterviewTurnsCommand(opts: InterviewTurnsCommandOption
     interviewerTemplate: loadInterviewerPrompt(opts.prompts !== undefined ? resolve(opts.prompts) : undefined),
     profile: profileLead(opts.character, opts.profiles !== undefined ? resolve(opts.profiles) : undefined),
     rounds: opts.rounds,
-    retry: retryPolicyOf(opts),
-    concurrency: opts.concurrency,
-    progressStream: io.stderr,
-    progressIntervalMs: opts.progressInterval * 1000,
   });
   const lines = [`${opts.character} (${label}): ${report.finished}/${report.interviews} interviews of ${opts.rounds} rounds finished; ${report.steps.reduce((n, s) => n + s.done, 0)} requests this run, ${report.steps.reduce((n, s) => n + s.skipped, 0)} replies from earlier runs`];
   if (report.resultPath) lines.push(`wrote ${report.resultPath}`);
@@ -173,30 +180,8 @@ const INTERVIEWER_SAMPLING = { temperature: 0.2, topP: 0.95, maxTokens: 128, sys
 
 export async function runInterviewCommand(opts: InterviewCommandOptions, io: DataIO): Promise<number> {
   const { runInterviewSingle } = await import('../eval/interview.ts');
-  const { apiKeyFrom, retryPolicyOf } = await import('../eval/api.ts');
-  const { label, questions } = await commonSetup(opts, 'single');
-  const outDir = resolve(opts.out);
-  const report = await runInterviewSingle({
-    shortName: opts.character,
-    fullName: opts.fullName,
-    questions,
-    model: opts.model,
-    label,
-    outDir,
-    settings: {
-      baseURL: opts.baseUrl,
-      apiKey: apiKeyFrom(opts.apiKeyEnv, opts.baseUrl, '--base-url'),
-      temperature: opts.temperature,
-      topP: opts.topP,
-      maxTokens: opts.maxTokens,
-      timeoutMs: Math.round(opts.timeout * 1000),
-    },
-    retry: retryPolicyOf(opts),
-    concurrency: opts.concurrency,
-    maxThinking: opts.maxThinking,
-    progressStream: io.stderr,
-    progressIntervalMs: opts.progressInterval * 1000,
-  });
+  const { label, run } = await commonSetup(opts, 'single', io);
+  const report = await runInterviewSingle({ ...run, maxThinking: opts.maxThinking });
   const requests = report.rounds.reduce((n, r) => n + r.done, 0);
   const lines = [`${opts.character} (${label}): ${report.questions} questions, ${requests} requests this run, ${report.rounds.reduce((n, r) => n + r.skipped, 0)} replies from earlier runs`];
   if (report.rounds.length > 1) lines.push(`re-asked after a thinking turn: ${report.rounds.slice(1).map((r, i) => `round ${i + 1}: ${r.total}`).join(', ')}`);
