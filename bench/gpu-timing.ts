@@ -33,7 +33,7 @@ export async function prepareRecorded(gpu: Gpu, record: (rec: Recorder) => void,
     const rec = new Recorder(gpu, 'bench');
     for (let i = 0; i < calls; i++) record(rec);
     rec.submit();
-    await gpu.device.queue.onSubmittedWorkDone();
+    await gpu.settle(gpu.device.queue.onSubmittedWorkDone());
     return (performance.now() - t0) / 1000 / calls;
   };
   const first = await measure(1); // warm-up

@@ -410,7 +410,7 @@ async function main(): Promise<void> {
   const report: ReportJson = {
     date, json: path.relative(ROOT, jsonFile), quick, flags: process.argv.slice(2), reps, duration_s: (performance.now() - t0) / 1000, gguf_dtype: flags['gguf-dtype']!, gguf_commands: ggufCommands,
     machine: {
-      cpu: { model: cpu.model, cores: cpu.cores, ghz: cpu.ghz, ghzSource: cpu.ghzSource }, fma, bandwidth_gbs: bandwidth, adapter: describeGpu(gpu), adapter_report: gpu.report,
+      cpu: { model: cpu.model, cores: cpu.cores, ghz: cpu.ghz, ghzSource: cpu.ghzSource }, fma, bandwidth_gbs: bandwidth, adapter: describeGpu(gpu), adapter_report: gpu.report, gpu_wait: gpu.waitMode,
       torch: info as Record<string, string | number | null>, blas: debianBlas(), llamacpp, llamacpp_vulkan_device: vulkanDevice, node: process.version,
     },
     kernels, e2e,

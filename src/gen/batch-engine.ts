@@ -223,7 +223,7 @@ export class BatchEngine implements SlotEngine {
     const n = wanted.length;
     if (n === 0) {
       rec.submit();
-      await gpu.device.queue.onSubmittedWorkDone();
+      await gpu.settle(gpu.device.queue.onSubmittedWorkDone());
       return [];
     }
     const first = R - n;

@@ -89,7 +89,7 @@ export async function readback(gpu: Gpu, src: GpuBuffer, byteOffset = 0, byteLen
     enc.copyBufferToBuffer(src.buffer, byteOffset, staging, 0, size);
     gpu.device.queue.submit([enc.finish()]);
     try {
-      await staging.mapAsync(GPUMapMode.READ);
+      await gpu.settle(staging.mapAsync(GPUMapMode.READ));
     } catch (e) {
       assertAlive(gpu);
       throw e;
@@ -148,7 +148,7 @@ export class StagingReader {
   async read(): Promise<ArrayBuffer> {
     assertAlive(this.gpu);
     try {
-      await this.staging.mapAsync(GPUMapMode.READ, 0, this.pendingBytes);
+      await this.gpu.settle(this.staging.mapAsync(GPUMapMode.READ, 0, this.pendingBytes));
     } catch (e) {
       assertAlive(this.gpu);
       throw e;

@@ -37,14 +37,32 @@ export interface Gpu {
   /** Bytes of GPU buffers we allocated and have not destroyed (WebGPU reports no memory use). */
   allocatedBytes: number;
   peakAllocatedBytes: number;
+  /**
+   * Waits for a promise that the GPU fulfils (onSubmittedWorkDone, mapAsync). Every such wait goes
+   * through here, so a platform can choose how the CPU waits: see `GpuWait` and src/node/dawn.ts.
+   */
+  settle<T>(pending: Promise<T>): Promise<T>;
+  /** How `settle` waits, for the reports. */
+  readonly waitMode: string;
 }
+
+/**
+ * A way to wait for GPU work: `name` for the reports, `settle` the waiting itself. The default
+ * (`awaitGpu`) just awaits, which is right for a hardware GPU.
+ */
+export interface GpuWait {
+  name: string;
+  settle<T>(pending: Promise<T>): Promise<T>;
+}
+
+export const awaitGpu: GpuWait = { name: 'await', settle: (pending) => pending };
 
 /**
  * Requests the adapter and a device with every limit and the features we use (a plain
  * requestDevice() gets the spec's low default limits: 128 MiB bindings, where GPUs offer 1 GiB+).
  * `backend` names the native API for the report (WebGPU adapters do not say which one they run on).
  */
-export async function requestGpu(entry: GPU, opts: { backend: string; kernels: KernelFiles }): Promise<Gpu> {
+export async function requestGpu(entry: GPU, opts: { backend: string; kernels: KernelFiles; wait?: (report: GpuReport) => GpuWait }): Promise<Gpu> {
   const adapter = await entry.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) {
     throw new UserError(
@@ -76,6 +94,7 @@ export async function requestGpu(entry: GPU, opts: { backend: string; kernels: K
     features: [...device.features].map(String).sort(),
     limits,
   };
+  const wait = opts.wait?.(report) ?? awaitGpu;
   const gpu: Gpu = {
     device,
     adapter,
@@ -86,6 +105,8 @@ export async function requestGpu(entry: GPU, opts: { backend: string; kernels: K
     kernels: opts.kernels,
     allocatedBytes: 0,
     peakAllocatedBytes: 0,
+    settle: wait.settle,
+    waitMode: wait.name,
   };
   device.lost.then((lost) => {
     if (lost.reason === 'destroyed') return;

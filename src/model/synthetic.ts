@@ -74,5 +74,5 @@ export async function fillSynthetic(gpu: Gpu, buffers: ParamBuffers, tensors: Re
     }
   }
   rec.submit();
-  await gpu.device.queue.onSubmittedWorkDone();
+  await gpu.settle(gpu.device.queue.onSubmittedWorkDone());
 }

@@ -8,7 +8,8 @@
  * returns the same object. Callers must also never run hot loops at module top level.
  */
 import { create, globals } from 'webgpu';
-import { requestGpu, type Gpu } from '../gpu/device.ts';
+import { UserError } from '../errors.ts';
+import { awaitGpu, requestGpu, type Gpu, type GpuReport, type GpuWait } from '../gpu/device.ts';
 import { nodeKernelFiles } from './kernel-files.ts';
 
 // WebGPU's constants (GPUBufferUsage, GPUShaderStage, GPUMapMode, ...) are globals in a browser.
@@ -34,5 +35,56 @@ async function acquireGpuOnce(): Promise<Gpu> {
   // The Vulkan loader prints noisy errors without XDG_RUNTIME_DIR; harmless, but they confuse users.
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   gpuEntry = create([]);
-  return requestGpu(gpuEntry, { backend: defaultBackend(), kernels: nodeKernelFiles });
+  return requestGpu(gpuEntry, { backend: defaultBackend(), kernels: nodeKernelFiles, wait: chooseWait });
 }
+
+const WAIT_ENV = 'WGPU_CHAR_GPU_WAIT';
+
+/**
+ * How this process waits for the GPU: `sleep` on a software adapter, `await` on hardware;
+ * WGPU_CHAR_GPU_WAIT=await|sleep overrides (the benchmarks compare the two).
+ *
+ * Why: while a GPU promise is pending, Dawn's node bindings poll for it in a setImmediate loop that
+ * keeps the main thread (and V8's garbage collector, which sweeps the loop's garbage) busy. On a
+ * hardware GPU that costs a CPU core and nothing else. On a software adapter such as lavapipe the
+ * "GPU" is this machine's cores, and the poll takes one of them from the kernels: measured with
+ * perf on the 2-core CI machine, the kernel threads got 44% of the samples and the polling main
+ * thread plus the collector about half.
+ */
+export function chooseWait(report: GpuReport): GpuWait {
+  const asked = process.env[WAIT_ENV];
+  if (asked !== undefined && asked !== 'await' && asked !== 'sleep') {
+    throw new UserError(`${WAIT_ENV}=${asked}: expected 'await' or 'sleep'`);
+  }
+  const mode = asked ?? (report.isSoftware ? 'sleep' : 'await');
+  return mode === 'sleep' ? sleepingWait : awaitGpu;
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * Waits for `pending` mostly asleep: the main thread blocks (Atomics.wait, no CPU) for a slice,
+ * then lets the event loop turn once, which runs Dawn's poll and, when the GPU is done, the
+ * promise's callbacks. A slice is a tenth of the time waited so far, between 20 µs and 1 ms, so a
+ * short step (a decode token) is not made much longer than it is and a long one (a training step)
+ * costs a wake-up a millisecond.
+ */
+export const sleepingWait: GpuWait = {
+  name: 'sleep',
+  async settle<T>(pending: Promise<T>): Promise<T> {
+    let done = false;
+    // Both outcomes end the wait; the caller gets `pending` itself, so a rejection reaches it once.
+    pending.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    const start = performance.now();
+    await new Promise((r) => setImmediate(r));
+    while (!done) {
+      const sliceMs = Math.min(1, Math.max(0.02, (performance.now() - start) * 0.1));
+      Atomics.wait(sleeper, 0, 0, sliceMs);
+      await new Promise((r) => setImmediate(r));
+    }
+    return pending;
+  },
+};

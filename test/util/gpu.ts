@@ -44,7 +44,7 @@ export async function runOnce(
   const rec = new Recorder(g, kernel);
   rec.dispatch(op, opts.params[1], opts.grid[0], opts.grid[1] ?? 1, opts.grid[2] ?? 1);
   rec.submit();
-  await g.device.queue.onSubmittedWorkDone();
+  await g.settle(g.device.queue.onSubmittedWorkDone());
 }
 
 export { readF32 };
