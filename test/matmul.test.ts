@@ -39,6 +39,8 @@ const SIZES_K8: [number, number, number][] = [
   [5, 33, 44], // K % 4 == 0 only: the kernels that need K % 8 skip it
 ];
 const W_OFFSET_K8 = 8;
+// x_offset of the "+=" cases for the kernels that need it a multiple of 4 (bwd_weight's vec4 X loads).
+const X_OFFSET_K4 = 4;
 
 // NaN elements after the guard row, so that reads clamped to the end of the binding see NaN too.
 const GUARD = 9;
@@ -51,14 +53,16 @@ interface Case {
   accumulate: boolean;
   /** w_offset of the "+=" cases when not OFFSETS.wOffset. */
   wOffset?: number;
+  /** x_offset of the "+=" cases when not OFFSETS.xOffset. */
+  xOffset?: number;
 }
 
 /**
  * Inputs with NaN in every element the kernel must not read: offset prefixes, ldy padding, and a
  * guard row past the end (a read one row or one element too far poisons the result).
  */
-function makeInputs({ M, N, K, bf16, accumulate, wOffset }: Case, seed: number) {
-  const off = accumulate ? { ...OFFSETS, wOffset: wOffset ?? OFFSETS.wOffset } : { xOffset: 0, wOffset: 0, yOffset: 0, ldyPad: 0 };
+function makeInputs({ M, N, K, bf16, accumulate, wOffset, xOffset }: Case, seed: number) {
+  const off = accumulate ? { ...OFFSETS, wOffset: wOffset ?? OFFSETS.wOffset, xOffset: xOffset ?? OFFSETS.xOffset } : { xOffset: 0, wOffset: 0, yOffset: 0, ldyPad: 0 };
   const ldy = N + off.ldyPad;
   const x = randomNormal(M * K, seed);
   const dy = randomNormal(M * N, seed + 1);
@@ -159,11 +163,13 @@ function testKernel(dir: MatmulDirection, mk: MatmulKernel, combos: Combo[]): vo
     const c = dir === 'bwd_weight' ? { ...combo, bf16: false } : combo;
     const k8 = mk.requires !== undefined;
     it(`${mk.kernel} ${JSON.stringify(mk.constants)} matches the reference (${describeCombo(dir, c)}${k8 ? `, K % ${mk.requires!.kMultiple} == 0` : ''})`, async () => {
-      const sizes = k8 ? SIZES_K8.filter(([, , K]) => matmulKernelFits(mk, { wBf16: c.bf16, K, wOffset: W_OFFSET_K8 })) : SIZES;
+      const xAligned = mk.requires?.offset === 'x_offset';
+      const wOffset = k8 && !xAligned ? W_OFFSET_K8 : undefined;
+      const xOffset = xAligned ? X_OFFSET_K4 : undefined;
+      const sizes = k8 ? SIZES_K8.filter(([, , K]) => matmulKernelFits(mk, { wBf16: c.bf16, K, wOffset: wOffset ?? OFFSETS.wOffset, xOffset: xOffset ?? OFFSETS.xOffset })) : SIZES;
       expect(sizes.length).toBeGreaterThanOrEqual(5);
       for (const [M, N, K] of sizes) {
-        const wOffset = k8 ? W_OFFSET_K8 : undefined;
-        const [got, expected] = await runCase(dir, mk, { M, N, K, ...c, wOffset }, M * 7919 + N * 31 + K);
+        const [got, expected] = await runCase(dir, mk, { M, N, K, ...c, wOffset, xOffset }, M * 7919 + N * 31 + K);
         expectClose(got, expected, TOL.matmul, `${mk.kernel} M=${M} N=${N} K=${K}`);
       }
     });
@@ -184,6 +190,9 @@ describe.skipIf(!gpu)('matmul kernels', () => {
         testKernel(dir, matmulSubgroup(dir, 5), [BF16_SET]);
         if (wFree) {
           testKernel(dir, matmulKernelFor(gpu, dir), [F32_ADD]);
+          // The vector-load kernel: its default rows (set and +=) and 5 rows (a partial row block).
+          testKernel(dir, matmulKernelFor(gpu, dir, { K: 64 }), [F32_SET, F32_ADD]);
+          testKernel(dir, matmulSubgroupVec(dir, 5), [F32_SET]);
         } else {
           testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: true }), [BF16_ADD]);
           testKernel(dir, matmulKernelFor(gpu, dir, { wBf16: false }), [F32_ADD]);
@@ -209,7 +218,8 @@ describe.skipIf(!gpu)('matmul kernels', () => {
       // K and f32 W never do.
       expect(matmulKernelFor(gpu!, 'fwd', { wBf16: true, K: 512 }).kernel).toBe('matmul_fwd_subgroup_vec4.wgsl');
       expect(matmulKernelFor(gpu!, 'bwd_input', { wBf16: true, K: 44 }).kernel).toBe('matmul_bwd_input_subgroup_vec2.wgsl');
-      for (const [dir, wBf16, K] of [['fwd', true, 44], ['fwd', false, 512], ['bwd_input', true, 42], ['bwd_input', false, 512]] as const) {
+      expect(matmulKernelFor(gpu!, 'bwd_weight', { K: 44 }).kernel).toBe('matmul_bwd_weight_subgroup_vec4.wgsl');
+      for (const [dir, wBf16, K] of [['fwd', true, 44], ['fwd', false, 512], ['bwd_input', true, 42], ['bwd_input', false, 512], ['bwd_weight', false, 42]] as const) {
         expect(matmulKernelFor(gpu!, dir, { wBf16, K }).requires).toBeUndefined();
       }
     }
@@ -218,10 +228,12 @@ describe.skipIf(!gpu)('matmul kernels', () => {
   // The serving engine relies on a row's bits not depending on M or on the rows per workgroup
   // (LinearOp's one-row and general configurations; test/batch-engine.test.ts): the vector-load
   // kernels keep the subgroup kernels' per-element fma order, so all of them agree bit for bit.
-  it.skipIf(!gpu || !canUseSubgroupMatmul(gpu))('the bf16 fwd / bwd_input kernels give bit-identical rows for every ROWS and kernel', async () => {
-    const c: Case = { M: 11, N: 300, K: 120, bf16: true, accumulate: false };
-    for (const dir of ['fwd', 'bwd_input'] as const) {
+  // bwd_weight's vector-load kernel keeps the subgroup kernel's order over m too.
+  it.skipIf(!gpu || !canUseSubgroupMatmul(gpu))('the subgroup and vector-load kernels give bit-identical results for every ROWS (fwd / bwd_input bf16, bwd_weight)', async () => {
+    for (const dir of DIRECTIONS) {
+      const c: Case = { M: 11, N: 300, K: 120, bf16: dir !== 'bwd_weight', accumulate: false };
       const kernels = [matmulSubgroup(dir, 8), matmulSubgroup(dir, 1), matmulSubgroupVec(dir, 8), matmulSubgroupVec(dir, 1), matmulSubgroupVec(dir, 3)];
+      if (dir === 'bwd_weight') kernels.push(matmulSubgroup(dir, 16));
       const outs: Float32Array[] = [];
       for (const mk of kernels) outs.push((await runCase(dir, mk, c, 5))[0]);
       for (const o of outs.slice(1)) expect(new Uint32Array(o.buffer)).toEqual(new Uint32Array(outs[0].buffer));

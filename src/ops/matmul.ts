@@ -47,10 +47,11 @@ export function matmulParams(s: MatmulShape): number[] {
 export interface MatmulKernel {
   kernel: string;
   /**
-   * What the kernel requires beyond the Params (absent: nothing): bf16 W, and K and w_offset
-   * multiples of `kMultiple` (elements). matmulKernelFits checks a product against it.
+   * What the kernel requires beyond the Params (absent: nothing): K and one offset (`offset`:
+   * w_offset for the bf16 weight loads, x_offset for bwd_weight's X loads) multiples of
+   * `kMultiple` (elements), and bf16 W when `wBf16`. matmulKernelFits checks a product against it.
    */
-  requires?: { wBf16: true; kMultiple: number };
+  requires?: { wBf16?: true; kMultiple: number; offset: 'w_offset' | 'x_offset' };
   /** Tile constants; add W_BF16 / ACCUMULATE to them. */
   constants: OverrideConstants;
   /** Workgroup counts (x, y) for a product of these sizes (M rows, N out features, K in features). */
@@ -105,42 +106,46 @@ export function matmulSubgroup(dir: MatmulDirection, rows = SUBGROUP.ROWS): Matm
   }
 }
 
-// The forward and the input gradient for bf16 W with K a multiple of 8 / 4 (every LLaMA shape):
-// the subgroup kernels' tiling and reduction order (bit-identical results), but one vec4<u32>
-// (fwd: 8 weights) or vec2<u32> (bwd_input: 4 weights) load replaces 2-5 u32 loads, and the rows
-// are explicit accumulators (kernels/matmul_fwd_subgroup_vec4.wgsl,
-// matmul_bwd_input_subgroup_vec2.wgsl). On lavapipe (Mesa 25, 2 cores, medians of interleaved
-// runs; numbers in the commit messages) the forward is 1.2-1.6× the subgroup kernel at M = 1, 16
-// and 512; 8 rows beat 5 (fewer W loads per FMA).
+// The vector-load kernels: the subgroup kernels' tiling and reduction order (bit-identical
+// results), but the invocation's own operand comes in vector loads and the rows are explicit
+// accumulators. The forward and the input gradient for bf16 W with K a multiple of 8 / 4 (every
+// LLaMA shape): one vec4<u32> (fwd: 8 weights) or vec2<u32> (bwd_input: 4 weights) load replaces
+// 2-5 u32 loads (kernels/matmul_fwd_subgroup_vec4.wgsl, matmul_bwd_input_subgroup_vec2.wgsl). The
+// weight gradient with K and x_offset multiples of 4: one vec4<f32> load of X replaces 4 clamped
+// ones (matmul_bwd_weight_subgroup_vec4.wgsl). On lavapipe (Mesa 25, 2 cores, medians of
+// interleaved runs; numbers in the commit messages) the forward is 1.2-1.6× the subgroup kernel at
+// M = 1, 16 and 512, bwd_weight 1.4× at M = 512; 8 rows beat 5 (fewer loads per FMA).
 const SUBGROUP_VEC = { WG: 64, ROWS: 8 };
 const VEC_KERNELS = {
-  fwd: { kernel: 'matmul_fwd_subgroup_vec4.wgsl', kMultiple: 8 },
-  bwd_input: { kernel: 'matmul_bwd_input_subgroup_vec2.wgsl', kMultiple: 4 },
+  fwd: { kernel: 'matmul_fwd_subgroup_vec4.wgsl', requires: { wBf16: true, kMultiple: 8, offset: 'w_offset' } },
+  bwd_input: { kernel: 'matmul_bwd_input_subgroup_vec2.wgsl', requires: { wBf16: true, kMultiple: 4, offset: 'w_offset' } },
+  bwd_weight: { kernel: 'matmul_bwd_weight_subgroup_vec4.wgsl', requires: { kMultiple: 4, offset: 'x_offset' } },
 } as const;
 
 /**
- * The bf16-W kernel of `dir` with vector weight loads; `rows` (1 ..8) rows per workgroup (default
- * 8). It runs the products matmulKernelFits accepts (bf16 W, K and w_offset multiples of 8 / 4).
+ * The vector-load kernel of `dir`; `rows` (1 ..8) rows per workgroup (default 8). It runs the
+ * products matmulKernelFits accepts (fwd / bwd_input: bf16 W, K and w_offset multiples of 8 / 4;
+ * bwd_weight: K and x_offset multiples of 4).
  */
-export function matmulSubgroupVec(dir: 'fwd' | 'bwd_input', rows = SUBGROUP_VEC.ROWS): MatmulKernel {
+export function matmulSubgroupVec(dir: MatmulDirection, rows = SUBGROUP_VEC.ROWS): MatmulKernel {
   if (!(rows >= 1 && rows <= SUBGROUP_VEC.ROWS && Number.isInteger(rows))) {
     throw new Error(`matmulSubgroupVec: rows ${rows} must be an integer in [1, ${SUBGROUP_VEC.ROWS}]`);
   }
-  const { kernel, kMultiple } = VEC_KERNELS[dir];
+  const { kernel, requires } = VEC_KERNELS[dir];
   const cols = 4 * SUBGROUP_VEC.WG;
-  return {
-    kernel,
-    constants: { WG: SUBGROUP_VEC.WG, ROWS: rows },
-    requires: { wBf16: true, kMultiple },
-    grid: dir === 'fwd' ? (M, N) => [ceilDiv(N, cols), ceilDiv(M, rows)] : (M, _N, K) => [ceilDiv(K, cols), ceilDiv(M, rows)],
-  };
+  const grid: MatmulKernel['grid'] =
+    dir === 'fwd' ? (M, N) => [ceilDiv(N, cols), ceilDiv(M, rows)] :
+    dir === 'bwd_input' ? (M, _N, K) => [ceilDiv(K, cols), ceilDiv(M, rows)] :
+    (_M, N, K) => [ceilDiv(K, cols), ceilDiv(N, rows)];
+  return { kernel, constants: { WG: SUBGROUP_VEC.WG, ROWS: rows }, requires, grid };
 }
 
-/** Whether `mk` can run a product with this weight type, K and w_offset (default 0). */
-export function matmulKernelFits(mk: MatmulKernel, p: { wBf16: boolean; K: number; wOffset?: number }): boolean {
+/** Whether `mk` can run a product with this weight type, K and offsets (default 0). */
+export function matmulKernelFits(mk: MatmulKernel, p: { wBf16: boolean; K: number; wOffset?: number; xOffset?: number }): boolean {
   const r = mk.requires;
   if (!r) return true;
-  return p.wBf16 === r.wBf16 && p.K % r.kMultiple === 0 && (p.wOffset ?? 0) % r.kMultiple === 0;
+  const offset = (r.offset === 'w_offset' ? p.wOffset : p.xOffset) ?? 0;
+  return (r.wBf16 === undefined || p.wBf16 === r.wBf16) && p.K % r.kMultiple === 0 && offset % r.kMultiple === 0;
 }
 
 /**
@@ -161,7 +166,7 @@ export function canUseSubgroupMatmul(gpu: Gpu): boolean {
 export function matmulVariants(gpu: Gpu, dir: MatmulDirection): MatmulKernel[] {
   const variants = [matmulTiled(dir)];
   if (canUseSubgroupMatmul(gpu)) variants.push(matmulSubgroup(dir));
-  if (canUseSubgroupMatmul(gpu) && dir !== 'bwd_weight') variants.push(matmulSubgroupVec(dir));
+  if (canUseSubgroupMatmul(gpu)) variants.push(matmulSubgroupVec(dir));
   return variants;
 }
 
@@ -171,8 +176,9 @@ export interface MatmulKernelOptions {
   /** The M of the products it will run, when known and small (decode: 1): caps the rows per workgroup. */
   rows?: number;
   /**
-   * K (in features) of the products it will run, when known, with w_offset 0 (the Linear ops):
-   * bf16 W with K % 8 == 0 (fwd) or K % 4 == 0 (bwd_input) gets the vector-load kernel.
+   * K (in features) of the products it will run, when known, with w_offset 0 and x_offset a
+   * multiple of K (the Linear ops): bf16 W with K % 8 == 0 (fwd) or K % 4 == 0 (bwd_input), and
+   * bwd_weight with K % 4 == 0, get the vector-load kernel.
    */
   K?: number;
 }
@@ -193,9 +199,9 @@ export function matmulKernelFor(gpu: Gpu, dir: MatmulDirection, opts: MatmulKern
     }
     return matmulTiled(dir);
   }
-  if (dir !== 'bwd_weight' && opts.wBf16 && opts.K !== undefined) {
+  if ((dir === 'bwd_weight' || opts.wBf16) && opts.K !== undefined) {
     const vec = matmulSubgroupVec(dir);
-    if (matmulKernelFits(vec, { wBf16: true, K: opts.K })) {
+    if (matmulKernelFits(vec, { wBf16: opts.wBf16 === true, K: opts.K })) {
       return opts.rows === undefined ? vec : matmulSubgroupVec(dir, Math.max(1, Math.min(SUBGROUP_VEC.ROWS, Math.floor(opts.rows))));
     }
   }
@@ -297,7 +303,7 @@ export class LinearGradWeightOp implements ModelOp {
   private constructor(private readonly mm: ChunkedMatmul) {}
 
   static async create(gpu: Gpu, grad: WeightRef, dy: GpuBuffer, x: GpuBuffer): Promise<LinearGradWeightOp> {
-    const mm = await ChunkedMatmul.create(gpu, grad.entry, matmulKernelFor(gpu, 'bwd_weight'), (c) => ({
+    const mm = await ChunkedMatmul.create(gpu, grad.entry, matmulKernelFor(gpu, 'bwd_weight', { K: grad.entry.cols }), (c) => ({
       constants: { ACCUMULATE: true },
       bindings: [dy, x, grad.buffers.binding(c)],
       label: `dW:${grad.entry.spec.name}[${c.rowStart}]`,
