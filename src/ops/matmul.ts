@@ -107,15 +107,17 @@ export function matmulSubgroup(dir: MatmulDirection, rows = SUBGROUP.ROWS): Matm
 }
 
 // The vector-load kernels: the subgroup kernels' tiling and reduction order (bit-identical
-// results), but the invocation's own operand comes in vector loads and the rows are explicit
-// accumulators. The forward and the input gradient for bf16 W with K a multiple of 8 / 4 (every
-// LLaMA shape): one vec4<u32> (fwd: 8 weights) or vec2<u32> (bwd_input: 4 weights) load replaces
-// 2-5 u32 loads (kernels/matmul_fwd_subgroup_vec4.wgsl, matmul_bwd_input_subgroup_vec2.wgsl). The
-// weight gradient with K and x_offset multiples of 4: one vec4<f32> load of X replaces 4 clamped
-// ones (matmul_bwd_weight_subgroup_vec4.wgsl). On lavapipe (Mesa 25, 2 cores, medians of
-// interleaved runs; numbers in the commit messages) the forward is 1.2-1.6× the subgroup kernel at
-// M = 1, 16 and 512, bwd_weight 1.4× at M = 512; 8 rows beat 5 (fewer loads per FMA).
-const SUBGROUP_VEC = { WG: 64, ROWS: 8 };
+// results), but the invocation's own operand comes in vector loads, the rows are explicit
+// accumulators and each step updates every row before the next step's operand is formed. The
+// forward and the input gradient for bf16 W with K a multiple of 8 / 4 (every LLaMA shape): one
+// vec4<u32> (fwd: 8 weights) or vec2<u32> (bwd_input: 4 weights) load replaces 2-5 u32 loads
+// (kernels/matmul_fwd_subgroup_vec4.wgsl, matmul_bwd_input_subgroup_vec2.wgsl). The weight gradient
+// with K and x_offset multiples of 4: one vec4<f32> load of X replaces 4 clamped ones
+// (matmul_bwd_weight_subgroup_vec4.wgsl). On lavapipe (Mesa 25, 2 cores, medians of interleaved
+// runs of scratch-sized products; numbers in the commit messages), at M = 512 against the subgroup
+// kernel: fwd 32 vs 21 GFLOP/s (30M ffn up) and 41 vs 25 (7B 4096²), bwd_input 28 vs 23 and 20 vs
+// 15, bwd_weight 20 vs 14 and 19 vs 11; decode (M = 1, one row) 9.8 vs 3.3. 16 rows beat 8 and 12.
+const SUBGROUP_VEC = { WG: 64, ROWS: 16 };
 const VEC_KERNELS = {
   fwd: { kernel: 'matmul_fwd_subgroup_vec4.wgsl', requires: { wBf16: true, kMultiple: 8, offset: 'w_offset' } },
   bwd_input: { kernel: 'matmul_bwd_input_subgroup_vec2.wgsl', requires: { wBf16: true, kMultiple: 4, offset: 'w_offset' } },
@@ -123,7 +125,7 @@ const VEC_KERNELS = {
 } as const;
 
 /**
- * The vector-load kernel of `dir`; `rows` (1 ..8) rows per workgroup (default 8). It runs the
+ * The vector-load kernel of `dir`; `rows` (1 ..16) rows per workgroup (default 16). It runs the
  * products matmulKernelFits accepts (fwd / bwd_input: bf16 W, K and w_offset multiples of 8 / 4;
  * bwd_weight: K and x_offset multiples of 4).
  */
