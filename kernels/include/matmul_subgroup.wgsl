@@ -23,7 +23,22 @@ override WG: u32 = 64u;   // invocations per workgroup; a multiple of the subgro
 override ROWS: u32 = 16u; // rows of C per workgroup, ≤ MAX_ROWS (more rows: fewer B loads per FMA)
 const MAX_ROWS: u32 = 32u;
 
-//#include "matmul_step8.wgsl"
+// One step: c + Σ_j a_j · b[j], in order j = 0..7, where a_j is lane j's `a`. The fixed order keeps
+// a row's bits independent of how many rows a workgroup holds (the vector-load kernels spell the
+// same order out, step-major). Must be called in uniform control flow.
+fn step8(c: vec4<f32>, a: f32, b: array<vec4<f32>, 8>) -> vec4<f32> {
+  var r = c;
+  // subgroupBroadcast needs a constant lane index: one line per lane.
+  r = fma(vec4<f32>(subgroupBroadcast(a, 0u)), b[0], r);
+  r = fma(vec4<f32>(subgroupBroadcast(a, 1u)), b[1], r);
+  r = fma(vec4<f32>(subgroupBroadcast(a, 2u)), b[2], r);
+  r = fma(vec4<f32>(subgroupBroadcast(a, 3u)), b[3], r);
+  r = fma(vec4<f32>(subgroupBroadcast(a, 4u)), b[4], r);
+  r = fma(vec4<f32>(subgroupBroadcast(a, 5u)), b[5], r);
+  r = fma(vec4<f32>(subgroupBroadcast(a, 6u)), b[6], r);
+  r = fma(vec4<f32>(subgroupBroadcast(a, 7u)), b[7], r);
+  return r;
+}
 
 alias SgAcc = array<vec4<f32>, MAX_ROWS>;
 
