@@ -15,15 +15,7 @@
 
 override ACCUMULATE: bool = false;
 
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  x_offset: u32,
-  w_offset: u32,
-  y_offset: u32,
-  ldy: u32,
-}
+//#include "matmul_params.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> dy: array<f32>;

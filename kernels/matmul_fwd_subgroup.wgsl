@@ -19,15 +19,7 @@ enable subgroups;
 override W_BF16: bool = true;
 override ACCUMULATE: bool = false;
 
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  x_offset: u32,
-  w_offset: u32,
-  y_offset: u32,
-  ldy: u32,
-}
+//#include "matmul_params.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;

@@ -34,15 +34,7 @@ override ACCUMULATE: bool = false;
 override WG: u32 = 64u;   // invocations per workgroup; a multiple of the subgroup size
 override ROWS: u32 = 16u; // rows of Y per workgroup, 1 ..16
 
-struct Params {
-  M: u32,
-  N: u32,
-  K: u32,
-  x_offset: u32,
-  w_offset: u32,
-  y_offset: u32,
-  ldy: u32,
-}
+//#include "matmul_params.wgsl"
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
