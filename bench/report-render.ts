@@ -60,7 +60,7 @@ function markdown(r: ReportJson, charts: { kernels?: string; e2e?: string; roofl
     `| FMA peak (f32) | ${m.fma.derivation} |`,
     `| memory bandwidth | ${m.bandwidth_gbs ? `${f(m.bandwidth_gbs)} GB/s (PyTorch copy of 256 MiB: read + write bytes / time)` : 'not measured'} |`,
     `| WebGPU adapter (ours) | ${m.adapter} |`,
-    ...(m.gpu_wait ? [`| How ours waits for the GPU | ${m.gpu_wait === 'sleep' ? 'sleep: the main thread sleeps in slices while the GPU works (software adapter; WGPU_CHAR_GPU_WAIT)' : m.gpu_wait} |`] : []),
+    ...(m.gpu_wait ? [`| How ours waits for the GPU | ${m.gpu_wait === 'sleep' ? 'sleep: the main thread sleeps in slices through waits whose predecessor took 10 ms or more and polls shorter ones (software adapter; WGPU_CHAR_GPU_WAIT)' : m.gpu_wait} |`] : []),
     `| PyTorch | ${m.torch.torch}, device ${m.torch.device}${m.torch.device_name ? ` (${m.torch.device_name}, CUDA ${m.torch.cuda})` : `, ${m.torch.threads} threads, BLAS: ${m.blas} (torch's BLAS_INFO: ${m.torch.blas_info})`} |`,
     `| llama.cpp | ${m.llamacpp ?? 'not run'} |`,
     `| Node.js | ${m.node} |`,
